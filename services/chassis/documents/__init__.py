@@ -1,0 +1,108 @@
+"""A JSON document store with optimistic concurrency, chosen by URL.
+
+Every service keeps its state as documents: a JSON object under an id, versioned by an ETag.
+The same interface runs embedded (SQLite), on open-source servers (PostgreSQL, Redis) and
+on Azure (Cosmos DB), so a service changes footing by configuration alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+JSON = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Document:
+    id: str
+    body: JSON
+    etag: str
+
+
+@dataclass(frozen=True)
+class Collection:
+    """Where a service's documents live and how they are looked up.
+
+    `name` is a table (SQLite, PostgreSQL), a key prefix (Redis) or a container (Cosmos DB).
+    `indexed` names top-level fields that `find` filters on; stores index them.
+    `partition_key` is the top-level field Cosmos DB partitions by (see docs in cosmos.py).
+    """
+
+    name: str
+    indexed: Sequence[str] = field(default_factory=tuple)
+    partition_key: str = "id"
+
+
+class StoreError(Exception):
+    """Base of the errors a store raises for the caller to act on."""
+
+
+class DocumentNotFound(StoreError):
+    pass
+
+
+class DocumentExists(StoreError):
+    pass
+
+
+class ConcurrencyConflict(StoreError):
+    """The document changed since it was read (its ETag no longer matches)."""
+
+
+class DocumentStore(Protocol):
+    async def get(self, id: str) -> Document | None: ...
+
+    async def create(self, id: str, body: JSON) -> Document:
+        """Insert a new document; DocumentExists if the id is taken."""
+        ...
+
+    async def replace(self, id: str, body: JSON, *, etag: str) -> Document:
+        """Overwrite only if unchanged since read; DocumentNotFound or ConcurrencyConflict."""
+        ...
+
+    async def upsert(self, id: str, body: JSON) -> Document:
+        """Create or overwrite unconditionally (last writer wins)."""
+        ...
+
+    async def delete(self, id: str, *, etag: str | None = None) -> bool:
+        """True if a document was deleted; ConcurrencyConflict if `etag` no longer matches."""
+        ...
+
+    async def find(self, **where: str | int | bool) -> list[Document]:
+        """Documents whose top-level fields equal the given values (all of them with none)."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise if the server cannot be reached (used by readiness of the store itself)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+async def connect_document_store(url: str, collection: Collection) -> DocumentStore:
+    """Open the store named by `url`, creating its table/container idempotently.
+
+    Schemes: sqlite:///path/file.db, postgresql://user@host/db, redis://host:port/db,
+    cosmos://account.documents.azure.com/database (Entra ID, or COSMOS_KEY for emulators).
+    """
+    scheme = urlsplit(url).scheme
+    if scheme == "sqlite":
+        from chassis.documents.sqlite import SqliteDocumentStore
+
+        return await SqliteDocumentStore.connect(url, collection)
+    if scheme in ("postgresql", "postgres"):
+        from chassis.documents.postgres import PostgresDocumentStore
+
+        return await PostgresDocumentStore.connect(url, collection)
+    if scheme in ("redis", "rediss"):
+        from chassis.documents.redis import RedisDocumentStore
+
+        return await RedisDocumentStore.connect(url, collection)
+    if scheme == "cosmos":
+        from chassis.documents.cosmos import CosmosDocumentStore
+
+        return await CosmosDocumentStore.connect(url, collection)
+    raise ValueError(f"unsupported document store URL scheme {scheme!r} in {url!r}")

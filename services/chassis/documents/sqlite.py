@@ -1,0 +1,135 @@
+"""Documents in an SQLite file: the embedded default, nothing to install."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiosqlite
+
+from chassis.documents import (
+    JSON,
+    Collection,
+    ConcurrencyConflict,
+    Document,
+    DocumentExists,
+    DocumentNotFound,
+)
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def sqlite_path(url: str) -> str:
+    """sqlite:///relative/file.db or sqlite:////absolute/file.db, as SQLAlchemy spells them."""
+    path = urlsplit(url).path
+    path = path[1:] if path.startswith("/") else path
+    if path in ("", ":memory:"):
+        return ":memory:"
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+async def open_sqlite(url: str) -> aiosqlite.Connection:
+    db = await aiosqlite.connect(sqlite_path(url), isolation_level=None)
+    # WAL lets readers in other processes proceed during writes; NORMAL survives process
+    # crashes (the failure we design for), not power loss.
+    await db.execute("PRAGMA journal_mode=WAL")
+    await db.execute("PRAGMA synchronous=NORMAL")
+    await db.execute("PRAGMA busy_timeout=5000")
+    return db
+
+
+class SqliteDocumentStore:
+    def __init__(self, db: aiosqlite.Connection, collection: Collection) -> None:
+        self._db = db
+        self._table = collection.name
+        self._indexed = set(collection.indexed)
+
+    @classmethod
+    async def connect(cls, url: str, collection: Collection) -> SqliteDocumentStore:
+        for name in (collection.name, *collection.indexed):
+            if not _NAME.match(name):
+                raise ValueError(f"not a valid table or field name: {name!r}")
+        db = await open_sqlite(url)
+        t = collection.name
+        await db.execute(
+            f"CREATE TABLE IF NOT EXISTS {t} (id TEXT PRIMARY KEY, body TEXT NOT NULL, etag TEXT NOT NULL)"
+        )
+        for f in collection.indexed:
+            await db.execute(
+                f"CREATE INDEX IF NOT EXISTS ix_{t}_{f} ON {t} (json_extract(body, '$.{f}'))"
+            )
+        return cls(db, collection)
+
+    async def get(self, id: str) -> Document | None:
+        async with self._db.execute(f"SELECT body, etag FROM {self._table} WHERE id = ?", (id,)) as c:
+            row = await c.fetchone()
+        return None if row is None else Document(id, json.loads(row[0]), row[1])
+
+    async def create(self, id: str, body: JSON) -> Document:
+        etag = uuid.uuid4().hex
+        try:
+            await self._db.execute(
+                f"INSERT INTO {self._table} (id, body, etag) VALUES (?, ?, ?)",
+                (id, json.dumps(body), etag),
+            )
+        except aiosqlite.IntegrityError as e:
+            raise DocumentExists(id) from e
+        return Document(id, body, etag)
+
+    async def replace(self, id: str, body: JSON, *, etag: str) -> Document:
+        new = uuid.uuid4().hex
+        cur = await self._db.execute(
+            f"UPDATE {self._table} SET body = ?, etag = ? WHERE id = ? AND etag = ?",
+            (json.dumps(body), new, id, etag),
+        )
+        if cur.rowcount == 0:
+            if await self.get(id) is None:
+                raise DocumentNotFound(id)
+            raise ConcurrencyConflict(id)
+        return Document(id, body, new)
+
+    async def upsert(self, id: str, body: JSON) -> Document:
+        etag = uuid.uuid4().hex
+        await self._db.execute(
+            f"INSERT INTO {self._table} (id, body, etag) VALUES (?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET body = excluded.body, etag = excluded.etag",
+            (id, json.dumps(body), etag),
+        )
+        return Document(id, body, etag)
+
+    async def delete(self, id: str, *, etag: str | None = None) -> bool:
+        if etag is None:
+            cur = await self._db.execute(f"DELETE FROM {self._table} WHERE id = ?", (id,))
+            return cur.rowcount > 0
+        cur = await self._db.execute(
+            f"DELETE FROM {self._table} WHERE id = ? AND etag = ?", (id, etag)
+        )
+        if cur.rowcount == 0:
+            if await self.get(id) is None:
+                return False
+            raise ConcurrencyConflict(id)
+        return True
+
+    async def find(self, **where: str | int | bool) -> list[Document]:
+        clauses, params = [], []
+        for f, value in where.items():
+            if not _NAME.match(f):
+                raise ValueError(f"not a valid field name: {f!r}")
+            clauses.append(f"json_extract(body, '$.{f}') = ?")
+            params.append(value)
+        sql = f"SELECT id, body, etag FROM {self._table}"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        async with self._db.execute(sql, params) as c:
+            rows = await c.fetchall()
+        return [Document(r[0], json.loads(r[1]), r[2]) for r in rows]
+
+    async def ping(self) -> None:
+        await self._db.execute("SELECT 1")
+
+    async def close(self) -> None:
+        await self._db.close()

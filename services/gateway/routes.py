@@ -1,0 +1,76 @@
+"""The public API: which paths and methods reach which service. Defined once.
+
+Everything not listed here is internal (workflow's calls to package, drone scheduler and
+delivery) and is never routed from outside. Each path is also served under the version
+prefix, as the original's ingress did, so two releases can run side by side.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+VERSION_PREFIX = "/v0.1.0"
+ID = r"[A-Za-z0-9._~-]{1,128}"  # one path segment: the ids this system issues and accepts
+
+
+@dataclass(frozen=True)
+class Route:
+    methods: tuple[str, ...]
+    pattern: str  # a regular expression over the whole path, without the version prefix
+    service: str
+
+    def matches(self, method: str, path: str) -> bool:
+        return method in self.methods and re.fullmatch(self.pattern, path) is not None
+
+
+ROUTES: tuple[Route, ...] = (
+    Route(("POST",), r"/api/deliveryrequests", "ingestion"),
+    Route(("PATCH", "DELETE"), rf"/api/deliveryrequests/{ID}", "ingestion"),
+    Route(("GET",), rf"/api/deliveries/{ID}", "delivery"),
+    Route(("GET",), rf"/api/deliveries/{ID}/status", "delivery"),
+    Route(("POST",), rf"/api/deliveries/{ID}/notifymerequests", "delivery"),
+)
+
+PUBLIC_SERVICES = tuple(sorted({r.service for r in ROUTES}))
+
+
+def strip_version(path: str) -> str:
+    """The path as the service sees it: the version prefix is the gateway's business."""
+    if path.startswith(VERSION_PREFIX + "/"):
+        return path[len(VERSION_PREFIX) :]
+    return path
+
+
+def route_for(method: str, path: str) -> Route | None:
+    """The route serving this request, or None (unknown path, or a method not routed)."""
+    path = strip_version(path)
+    for route in ROUTES:
+        if route.matches(method, path):
+            return route
+    return None
+
+
+def path_is_public(path: str) -> bool:
+    """True if some method of this path is routed (so a wrong method is a 405, not a 404)."""
+    path = strip_version(path)
+    return any(re.fullmatch(r.pattern, path) for r in ROUTES)
+
+
+def as_json() -> str:
+    """The table for other tools (NGINX config generation, chart tests)."""
+    return json.dumps(
+        {
+            "versionPrefix": VERSION_PREFIX,
+            "routes": [
+                {"methods": list(r.methods), "pattern": r.pattern, "service": r.service}
+                for r in ROUTES
+            ],
+        },
+        indent=2,
+    )
+
+
+if __name__ == "__main__":
+    print(as_json())

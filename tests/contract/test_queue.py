@@ -1,0 +1,184 @@
+"""The message queue contract: Service Bus peek-lock semantics for every adapter."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from chassis.queue import (
+    MAX_DELIVERY_EXCEEDED,
+    MessageLockLost,
+    MessageQueue,
+    OutgoingMessage,
+    ReceivedMessage,
+)
+from tests.contract.conftest import CONTRACT_OPTIONS
+
+Connect = Callable[[], Awaitable[MessageQueue]]
+
+
+def message(**props: str) -> OutgoingMessage:
+    return OutgoingMessage(
+        message_id=uuid.uuid4().hex,
+        body=b'{"deliveryId": "x"}',
+        properties={"operation": "delivery", **props},
+    )
+
+
+async def receive_one(q: MessageQueue, within: float = 15.0) -> ReceivedMessage:
+    """Wait for a message with a generous bound (brokers redeliver at their own pace)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        got = await q.receive(max_messages=1, wait_seconds=1.0)
+        if got:
+            assert len(got) == 1
+            return got[0]
+    raise AssertionError(f"no message within {within} s")
+
+
+async def test_a_sent_message_is_received_with_its_id_body_and_properties(
+    queue_factory: Connect,
+) -> None:
+    q = await queue_factory()
+    sent = message(traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    await q.send(sent)
+    got = await receive_one(q)
+    assert (got.message_id, got.body, got.properties) == (sent.message_id, sent.body, sent.properties)
+    assert got.delivery_count == 1
+    assert got.enqueued_at <= time.time() + 1
+    await q.complete(got)
+
+
+async def test_receive_on_an_empty_queue_returns_nothing_after_waiting(
+    queue_factory: Connect,
+) -> None:
+    q = await queue_factory()
+    assert await q.receive(max_messages=5, wait_seconds=0.3) == []
+
+
+async def test_a_completed_message_is_not_delivered_again(queue_factory: Connect) -> None:
+    q = await queue_factory()
+    await q.send(message())
+    await q.complete(await receive_one(q))
+    assert await q.receive(wait_seconds=CONTRACT_OPTIONS.lock_seconds + 1.5) == []
+
+
+async def test_an_abandoned_message_comes_back_with_a_higher_delivery_count(
+    queue_factory: Connect,
+) -> None:
+    q = await queue_factory()
+    sent = message()
+    await q.send(sent)
+    first = await receive_one(q)
+    await q.abandon(first)
+    second = await receive_one(q)
+    assert second.message_id == sent.message_id
+    assert second.delivery_count == 2
+    await q.complete(second)
+
+
+async def test_a_consumer_that_dies_without_settling_loses_the_message_to_another(
+    queue_factory: Connect,
+) -> None:
+    dying = await queue_factory()
+    sent = message()
+    await dying.send(sent)
+    first = await receive_one(dying)
+    assert first.delivery_count == 1
+    await dying.close()  # no settle: as if the process were killed
+
+    survivor = await queue_factory()
+    again = await receive_one(survivor)
+    assert again.message_id == sent.message_id
+    assert again.delivery_count == 2
+    await survivor.complete(again)
+
+
+async def test_past_the_maximum_delivery_count_the_message_is_dead_lettered(
+    queue_factory: Connect,
+) -> None:
+    q = await queue_factory()
+    sent = message()
+    await q.send(sent)
+    counts = []
+    for _ in range(CONTRACT_OPTIONS.max_delivery_count):
+        got = await receive_one(q)
+        counts.append(got.delivery_count)
+        await q.abandon(got)
+    assert counts == list(range(1, CONTRACT_OPTIONS.max_delivery_count + 1))
+    assert await q.receive(wait_seconds=2.0) == []
+    dead = await _wait_for_dead_letter(q, sent.message_id)
+    assert dead.reason == MAX_DELIVERY_EXCEEDED
+    assert dead.body == sent.body
+
+
+async def test_an_explicit_dead_letter_keeps_reason_and_description(
+    queue_factory: Connect,
+) -> None:
+    q = await queue_factory()
+    sent = message()
+    await q.send(sent)
+    got = await receive_one(q)
+    await q.dead_letter(got, reason="UndecodableBody", description="Expecting value: line 1")
+    dead = await _wait_for_dead_letter(q, sent.message_id)
+    assert (dead.reason, dead.description) == ("UndecodableBody", "Expecting value: line 1")
+    assert dead.properties["operation"] == "delivery"
+    assert await q.receive(wait_seconds=1.0) == []
+
+
+async def test_a_message_is_settled_once(queue_factory: Connect) -> None:
+    q = await queue_factory()
+    await q.send(message())
+    got = await receive_one(q)
+    await q.complete(got)
+    with pytest.raises(MessageLockLost):
+        await q.complete(got)
+
+
+async def test_a_replayed_dead_letter_is_delivered_again(queue_factory: Connect) -> None:
+    q = await queue_factory()
+    sent = message()
+    await q.send(sent)
+    await q.dead_letter(await receive_one(q), reason="Test", description="replay me")
+    await _wait_for_dead_letter(q, sent.message_id)
+    assert await q.replay_dead_letter(sent.message_id) is True
+    again = await receive_one(q)
+    assert again.message_id == sent.message_id and again.body == sent.body
+    await q.complete(again)
+    assert all(d.message_id != sent.message_id for d in await q.dead_letters())
+    assert await q.replay_dead_letter(sent.message_id) is False
+
+
+async def test_messages_are_shared_between_competing_consumers(queue_factory: Connect) -> None:
+    a, b = await queue_factory(), await queue_factory()
+    sent = [message() for _ in range(6)]
+    for m in sent:
+        await a.send(m)
+    seen: set[str] = set()
+    deadline = time.monotonic() + 20
+    while len(seen) < len(sent) and time.monotonic() < deadline:
+        for q in (a, b):
+            for got in await q.receive(max_messages=2, wait_seconds=0.2):
+                assert got.message_id not in seen, "a locked message went to two consumers"
+                seen.add(got.message_id)
+                await q.complete(got)
+    assert seen == {m.message_id for m in sent}
+
+
+async def _wait_for_dead_letter(q: MessageQueue, message_id: str, within: float = 15.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        for dead in await q.dead_letters():
+            if dead.message_id == message_id:
+                return dead
+        await _pause()
+    raise AssertionError(f"{message_id} was not dead-lettered within {within} s")
+
+
+async def _pause() -> None:
+    import asyncio
+
+    await asyncio.sleep(0.2)  # polling interval while waiting on a condition, bounded above
