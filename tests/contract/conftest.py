@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -73,10 +74,8 @@ async def queue_factory(
         yield connect
     finally:
         for q in opened:
-            try:
+            with contextlib.suppress(Exception):  # already closed, as a dead consumer
                 await q.close()
-            except Exception:  # already closed by the test, as a dead consumer
-                pass
         cleaner = await connect_message_queue(url, CONTRACT_OPTIONS)
         drop = getattr(cleaner, "drop", None)
         if drop is not None:

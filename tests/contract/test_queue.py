@@ -46,7 +46,11 @@ async def test_a_sent_message_is_received_with_its_id_body_and_properties(
     sent = message(traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
     await q.send(sent)
     got = await receive_one(q)
-    assert (got.message_id, got.body, got.properties) == (sent.message_id, sent.body, sent.properties)
+    assert (got.message_id, got.body, got.properties) == (
+        sent.message_id,
+        sent.body,
+        sent.properties,
+    )
     assert got.delivery_count == 1
     assert got.enqueued_at <= time.time() + 1
     await q.complete(got)

@@ -56,7 +56,8 @@ class SqliteDocumentStore:
         db = await open_sqlite(url)
         t = collection.name
         await db.execute(
-            f"CREATE TABLE IF NOT EXISTS {t} (id TEXT PRIMARY KEY, body TEXT NOT NULL, etag TEXT NOT NULL)"
+            f"CREATE TABLE IF NOT EXISTS {t}"
+            " (id TEXT PRIMARY KEY, body TEXT NOT NULL, etag TEXT NOT NULL)"
         )
         for f in collection.indexed:
             await db.execute(
@@ -65,7 +66,9 @@ class SqliteDocumentStore:
         return cls(db, collection)
 
     async def get(self, id: str) -> Document | None:
-        async with self._db.execute(f"SELECT body, etag FROM {self._table} WHERE id = ?", (id,)) as c:
+        async with self._db.execute(
+            f"SELECT body, etag FROM {self._table} WHERE id = ?", (id,)
+        ) as c:
             row = await c.fetchone()
         return None if row is None else Document(id, json.loads(row[0]), row[1])
 

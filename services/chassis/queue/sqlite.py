@@ -202,9 +202,7 @@ class SqliteQueue:
             message, "UPDATE messages SET visible_at = ?", time.time() + self._options.lock_seconds
         )
 
-    async def dead_letter(
-        self, message: ReceivedMessage, *, reason: str, description: str
-    ) -> None:
+    async def dead_letter(self, message: ReceivedMessage, *, reason: str, description: str) -> None:
         seq, token = message.handle
         async with self._lock:
             await self._transaction()
@@ -222,15 +220,16 @@ class SqliteQueue:
                 raise
 
     async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
-        async with self._lock, self._db.execute(
-            "SELECT message_id, body, properties, reason, description, dead_lettered_at"
-            " FROM dead_letters WHERE queue = ? ORDER BY seq LIMIT ?",
-            (self._name, limit),
-        ) as c:
+        async with (
+            self._lock,
+            self._db.execute(
+                "SELECT message_id, body, properties, reason, description, dead_lettered_at"
+                " FROM dead_letters WHERE queue = ? ORDER BY seq LIMIT ?",
+                (self._name, limit),
+            ) as c,
+        ):
             rows = await c.fetchall()
-        return [
-            DeadLetter(r[0], bytes(r[1]), json.loads(r[2]), r[3], r[4], r[5]) for r in rows
-        ]
+        return [DeadLetter(r[0], bytes(r[1]), json.loads(r[2]), r[3], r[4], r[5]) for r in rows]
 
     async def replay_dead_letter(self, message_id: str) -> bool:
         now = time.time()

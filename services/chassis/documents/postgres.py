@@ -1,0 +1,201 @@
+"""Documents in PostgreSQL: a table per collection, the body as jsonb.
+
+`find` compares a field's JSON text (`body->>'field'`, which each indexed field has an
+expression index on) and its JSON type, so True matches true but not 1, and "5" not 5.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from chassis.documents import (
+    JSON,
+    Collection,
+    ConcurrencyConflict,
+    Document,
+    DocumentExists,
+    DocumentNotFound,
+)
+
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+CONNECT_TIMEOUT_SECONDS = 30.0
+# Server not listening yet, or listening but still starting or recovering.
+_NOT_READY = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.PostgresConnectionError,
+)
+
+
+def _as_json(value: str | int | bool) -> tuple[str, str]:
+    """What `jsonb_typeof(body->'field')` and `body->>'field'` yield for this value."""
+    if isinstance(value, bool):
+        return "boolean", "true" if value else "false"
+    if isinstance(value, int):
+        return "number", str(value)
+    return "string", value
+
+
+async def _init_connection(conn: Any) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+class PostgresDocumentStore:
+    def __init__(self, pool: Any, collection: Collection) -> None:
+        self._pool = pool
+        self._table = f'"{collection.name}"'
+
+    @classmethod
+    async def connect(cls, url: str, collection: Collection) -> PostgresDocumentStore:
+        for name in (collection.name, *collection.indexed):
+            if not _NAME.match(name):
+                raise ValueError(f"not a valid table or field name: {name!r}")
+        parts = urlsplit(url)
+        where = f"{parts.hostname}:{parts.port or 5432}"
+
+        def log_retry(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            delay = state.next_action.sleep if state.next_action else 0.0
+            log.warning(
+                "PostgreSQL at %s not ready (attempt %d: %r); retrying in %.1fs",
+                where,
+                state.attempt_number,
+                error,
+                delay,
+            )
+
+        async for attempt in AsyncRetrying(
+            stop=stop_after_delay(CONNECT_TIMEOUT_SECONDS),
+            wait=wait_exponential_jitter(max=5.0),
+            retry=retry_if_exception_type(_NOT_READY),
+            before_sleep=log_retry,
+            reraise=True,
+        ):
+            with attempt:
+                pool = await asyncpg.create_pool(
+                    url, min_size=1, max_size=10, init=_init_connection, timeout=5.0
+                )
+        try:
+            await _create_schema(pool, collection)
+        except BaseException:
+            await pool.close()
+            raise
+        return cls(pool, collection)
+
+    async def get(self, id: str) -> Document | None:
+        row = await self._pool.fetchrow(f"SELECT body, etag FROM {self._table} WHERE id = $1", id)
+        return None if row is None else Document(id, row["body"], row["etag"])
+
+    async def create(self, id: str, body: JSON) -> Document:
+        etag = uuid.uuid4().hex
+        # ON CONFLICT DO NOTHING rather than catching the violation: no error in the server log.
+        status = await self._pool.execute(
+            f"INSERT INTO {self._table} (id, body, etag) VALUES ($1, $2, $3) "
+            "ON CONFLICT (id) DO NOTHING",
+            id,
+            body,
+            etag,
+        )
+        if status == "INSERT 0 0":
+            raise DocumentExists(id)
+        return Document(id, body, etag)
+
+    async def replace(self, id: str, body: JSON, *, etag: str) -> Document:
+        new = uuid.uuid4().hex
+        status = await self._pool.execute(
+            f"UPDATE {self._table} SET body = $3, etag = $4 WHERE id = $1 AND etag = $2",
+            id,
+            etag,
+            body,
+            new,
+        )
+        if status == "UPDATE 0":
+            if await self.get(id) is None:
+                raise DocumentNotFound(id)
+            raise ConcurrencyConflict(id)
+        return Document(id, body, new)
+
+    async def upsert(self, id: str, body: JSON) -> Document:
+        etag = uuid.uuid4().hex
+        await self._pool.execute(
+            f"INSERT INTO {self._table} (id, body, etag) VALUES ($1, $2, $3) "
+            "ON CONFLICT (id) DO UPDATE SET body = excluded.body, etag = excluded.etag",
+            id,
+            body,
+            etag,
+        )
+        return Document(id, body, etag)
+
+    async def delete(self, id: str, *, etag: str | None = None) -> bool:
+        if etag is None:
+            status = await self._pool.execute(f"DELETE FROM {self._table} WHERE id = $1", id)
+            return bool(status != "DELETE 0")
+        status = await self._pool.execute(
+            f"DELETE FROM {self._table} WHERE id = $1 AND etag = $2", id, etag
+        )
+        if status == "DELETE 0":
+            if await self.get(id) is None:
+                return False
+            raise ConcurrencyConflict(id)
+        return True
+
+    async def find(self, **where: str | int | bool) -> list[Document]:
+        clauses: list[str] = []
+        params: list[str] = []
+        for f, value in where.items():
+            if not _NAME.match(f):
+                raise ValueError(f"not a valid field name: {f!r}")
+            kind, text = _as_json(value)
+            params += [text, kind]
+            # The field is a literal, not a parameter, so the expression index applies.
+            clauses.append(
+                f"body->>'{f}' = ${len(params) - 1} AND jsonb_typeof(body->'{f}') = ${len(params)}"
+            )
+        sql = f"SELECT id, body, etag FROM {self._table}"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        rows = await self._pool.fetch(sql, *params)
+        return [Document(r["id"], r["body"], r["etag"]) for r in rows]
+
+    async def ping(self) -> None:
+        await self._pool.fetchval("SELECT 1")
+
+    async def drop(self) -> None:
+        await self._pool.execute(f"DROP TABLE IF EXISTS {self._table}")
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+
+async def _create_schema(pool: Any, collection: Collection) -> None:
+    t = collection.name
+    async with pool.acquire() as conn, conn.transaction():
+        # Replicas starting together would race CREATE ... IF NOT EXISTS into a
+        # unique violation on the catalog; a lock per table makes them take turns.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"documents:{t}")
+        await conn.execute(
+            f'CREATE TABLE IF NOT EXISTS "{t}" '
+            "(id text PRIMARY KEY, body jsonb NOT NULL, etag text NOT NULL)"
+        )
+        for f in collection.indexed:
+            await conn.execute(
+                f'CREATE INDEX IF NOT EXISTS "ix_{t}_{f}" ON "{t}" ((body->>\'{f}\'))'
+            )
