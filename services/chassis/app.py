@@ -1,0 +1,58 @@
+"""The one way a service's FastAPI app is put together: health, problem details, start-up."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from chassis import health as health_routes
+from chassis.health import Health
+from chassis.problems import install_problem_handlers
+
+log = logging.getLogger(__name__)
+
+Resources = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def create_service_app(
+    *,
+    name: str,
+    summary: str,
+    routers: Sequence[APIRouter],
+    resources: Resources | None = None,
+) -> FastAPI:
+    """An app that is ready once `resources` (stores, queues, clients) are open.
+
+    `resources` is an async context manager: it opens what the service needs (with bounded
+    retries while servers come up), puts it on `app.state`, and closes it on shutdown.
+    """
+    health = Health()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if resources is None:
+            health.ready()
+            yield
+            return
+        async with resources(app):
+            health.ready()
+            log.info(
+                "%s ready in %.2f s",
+                name,
+                time.monotonic() - health.started_at,
+                extra={"event": "ready"},
+            )
+            yield
+            health.drain()  # already draining after SIGTERM; also when stopped otherwise
+
+    app = FastAPI(title=name, summary=summary, version="0.1.0", lifespan=lifespan)
+    app.state.health = health
+    install_problem_handlers(app)
+    app.include_router(health_routes.router)
+    for router in routers:
+        app.include_router(router)
+    return app

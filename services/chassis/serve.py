@@ -1,0 +1,61 @@
+"""Run a service under uvicorn with a graceful shutdown.
+
+On SIGTERM the service first reports not-ready (so the load balancer stops sending), keeps
+serving for `drain_seconds`, then stops accepting, lets in-flight requests finish within
+`shutdown_grace_seconds`, and closes its resources. A second signal exits at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from types import FrameType
+
+import uvicorn
+from fastapi import FastAPI
+
+from chassis.health import Health
+from chassis.logs import configure_logging
+from chassis.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+class DrainingServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, health: Health, drain_seconds: float) -> None:
+        super().__init__(config)
+        self._health = health
+        self._drain_seconds = drain_seconds
+        self._signalled = False
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._signalled:
+            self.force_exit = True
+            return
+        self._signalled = True
+        self._health.drain()
+        log.info("draining for %.1f s before stopping", self._drain_seconds, extra={"signal": sig})
+        if self._drain_seconds > 0:
+            timer = threading.Timer(self._drain_seconds, self._stop)
+            timer.daemon = True
+            timer.start()
+        else:
+            self._stop()
+
+    def _stop(self) -> None:
+        self.should_exit = True
+
+
+def serve(app: FastAPI, settings: ServiceSettings, service: str) -> None:
+    configure_logging(service, settings.log_level)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=settings.log_level == "debug",
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
+        timeout_keep_alive=30,
+        server_header=False,
+    )
+    DrainingServer(config, app.state.health, settings.drain_seconds).run()

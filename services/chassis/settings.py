@@ -1,0 +1,37 @@
+"""The settings every service shares, read from the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def read_secret(value: str, file: str) -> str:
+    """A secret from the environment, or from a file (a Key Vault CSI mount) when named."""
+    return Path(file).read_text().strip() if file else value
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    log_level: str = "info"
+    # How long a draining service keeps answering before it stops (the load balancer must
+    # notice "not ready" first), and how long in-flight work then gets to finish.
+    drain_seconds: float = Field(0.0, ge=0)
+    shutdown_grace_seconds: float = Field(20.0, ge=0)
+    # Outbound calls: a timeout on each attempt and a bound on the attempts.
+    http_timeout_seconds: float = Field(5.0, gt=0)
+    http_retry_attempts: int = Field(4, ge=1, le=20)
+    http_retry_max_wait_seconds: float = Field(2.0, gt=0)
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, v: str) -> str:
+        v = v.lower()
+        if v not in ("debug", "info", "warning", "error", "critical"):
+            raise ValueError(f"unknown log level {v!r}")
+        return v

@@ -1,0 +1,41 @@
+"""Opening a service's document collections at start-up, and handing them to routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
+
+from fastapi import FastAPI, Request
+
+from chassis.documents import Collection, DocumentStore, connect_document_store
+from chassis.startup import wait_for
+
+
+def open_collections(
+    url: str, *collections: Collection
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Resources for create_service_app: each collection on app.state.stores[name]."""
+
+    @asynccontextmanager
+    async def resources(app: FastAPI) -> AsyncIterator[None]:
+        app.state.stores = {}
+        try:
+            for c in collections:
+                app.state.stores[c.name] = await wait_for(
+                    f"store for {c.name}", partial(connect_document_store, url, c)
+                )
+            yield
+        finally:
+            for store in app.state.stores.values():
+                await store.close()
+
+    return resources
+
+
+def collection_dependency(collection: Collection) -> Callable[[Request], DocumentStore]:
+    def get_store(request: Request) -> DocumentStore:
+        store: DocumentStore = request.app.state.stores[collection.name]
+        return store
+
+    return get_store

@@ -1,0 +1,4 @@
+"""Schemas that cross a service boundary: the queue's messages and the shared vocabulary.
+
+They are contracts, not shared code: changing one is changing an API.
+"""

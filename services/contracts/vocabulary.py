@@ -1,0 +1,27 @@
+"""Words of the drone-delivery domain that several services' APIs use."""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated
+
+from pydantic import Field, StringConstraints
+
+# An id that can stand in a URL path segment as it is.
+ResourceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._~-]{1,128}$")]
+
+
+class PackageSize(enum.StrEnum):
+    SMALL = "Small"
+    MEDIUM = "Medium"
+    LARGE = "Large"
+
+
+class ConfirmationType(enum.StrEnum):
+    FINGERPRINT = "FingerPrint"
+    PICTURE = "Picture"
+    VOICE = "Voice"
+    NONE = "None"
+
+
+Weight = Annotated[float, Field(gt=0, le=1000, description="pounds")]
