@@ -1,0 +1,1 @@
+"""Delivery: the state of each delivery, and the tracking view clients read."""

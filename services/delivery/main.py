@@ -1,0 +1,23 @@
+"""Composition root: the store named by the settings, wired into the routes."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from chassis.app import create_service_app
+from chassis.stores import open_collections
+from delivery.config import Settings
+from delivery.router import router
+from delivery.service import DELIVERIES
+
+SERVICE = "delivery"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    return create_service_app(
+        name=SERVICE,
+        summary="Delivery state and tracking.",
+        routers=[router],
+        resources=open_collections(settings.store_url, DELIVERIES),
+    )

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+
+from contracts.vocabulary import ResourceId
+from delivery import service
+from delivery.dependencies import StoreDep
+from delivery.schemas import (
+    Confirmation,
+    Delivery,
+    DeliveryReschedule,
+    DeliverySchedule,
+    DeliveryStatus,
+    DeliverySummary,
+    NotifyMeRequest,
+)
+
+router = APIRouter(prefix="/api/deliveries", tags=["deliveries"])
+
+DeliveryId = Annotated[ResourceId, Path()]
+
+
+def _not_found(delivery_id: str) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"no delivery {delivery_id!r}")
+
+
+def _cancelled(delivery_id: str) -> HTTPException:
+    return HTTPException(status.HTTP_409_CONFLICT, f"delivery {delivery_id!r} was cancelled")
+
+
+@router.get("/summary", response_model=DeliverySummary)
+async def delivery_summary(
+    store: StoreDep,
+    ownerId: Annotated[str, Query(min_length=1, max_length=128)],
+    year: Annotated[int, Query(ge=2000, le=2200)],
+    month: Annotated[int, Query(ge=1, le=12)],
+) -> DeliverySummary:
+    count = await service.summary(store=store, owner_id=ownerId, year=year, month=month)
+    return DeliverySummary(count=count)
+
+
+@router.get("/{deliveryId}", response_model=Delivery)
+async def get_delivery(deliveryId: DeliveryId, store: StoreDep) -> dict[str, Any]:
+    doc = await store.get(deliveryId)
+    if doc is None:
+        raise _not_found(deliveryId)
+    return doc.body
+
+
+@router.get("/{deliveryId}/status", response_model=DeliveryStatus)
+async def get_delivery_status(deliveryId: DeliveryId, store: StoreDep) -> DeliveryStatus:
+    found = await service.status(store=store, delivery_id=deliveryId)
+    if found is None:
+        raise _not_found(deliveryId)
+    return DeliveryStatus(
+        stage=found.stage.value,
+        lastKnownLocation=found.last_known_location,
+        pickupETA=found.pickup_eta,
+        deliveryETA=found.delivery_eta,
+    )
+
+
+@router.put(
+    "/{deliveryId}",
+    status_code=status.HTTP_201_CREATED,
+    responses={204: {"description": "it existed"}},
+)
+async def put_delivery(deliveryId: DeliveryId, data: DeliverySchedule, store: StoreDep) -> Response:
+    if data.id != deliveryId:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, f"id in the body ({data.id!r}) differs from the path"
+        )
+    try:
+        created = await service.schedule(store=store, data=data)
+    except service.DeliveryCancelled as e:
+        raise _cancelled(deliveryId) from e
+    if created:
+        return Response(status_code=201, headers={"Location": f"/api/deliveries/{deliveryId}"})
+    return Response(status_code=204)
+
+
+async def _write(deliveryId: str, action: Any) -> Response:
+    try:
+        await action
+    except service.DeliveryMissing as e:
+        raise _not_found(deliveryId) from e
+    except service.DeliveryCancelled as e:
+        raise _cancelled(deliveryId) from e
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.patch("/{deliveryId}", status_code=status.HTTP_204_NO_CONTENT)
+async def reschedule_delivery(
+    deliveryId: DeliveryId, data: DeliveryReschedule, store: StoreDep
+) -> Response:
+    return await _write(
+        deliveryId, service.reschedule(store=store, delivery_id=deliveryId, data=data)
+    )
+
+
+@router.delete("/{deliveryId}", status_code=status.HTTP_204_NO_CONTENT)
+async def cancel_delivery(deliveryId: DeliveryId, store: StoreDep) -> Response:
+    return await _write(deliveryId, service.cancel(store=store, delivery_id=deliveryId))
+
+
+@router.post("/{deliveryId}/notifymerequests", status_code=status.HTTP_204_NO_CONTENT)
+async def notify_me(deliveryId: DeliveryId, data: NotifyMeRequest, store: StoreDep) -> Response:
+    return await _write(
+        deliveryId, service.add_notify_me(store=store, delivery_id=deliveryId, data=data)
+    )
+
+
+@router.post("/{deliveryId}/confirmations", status_code=status.HTTP_200_OK)
+async def confirm_delivery(deliveryId: DeliveryId, data: Confirmation, store: StoreDep) -> Response:
+    await _write(deliveryId, service.confirm(store=store, delivery_id=deliveryId, data=data))
+    return Response(status_code=status.HTTP_200_OK)

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from contracts.vocabulary import ConfirmationType, ResourceId
+
+
+class Location(BaseModel):
+    altitude: float = Field(0.0, ge=-500, le=10_000)
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+
+
+class UserAccount(BaseModel):
+    userId: str = Field(min_length=1, max_length=128)
+    accountId: str = Field(min_length=1, max_length=128)
+
+
+class Departure(BaseModel):
+    time: datetime
+    location: Location
+
+
+class DeliverySchedule(BaseModel):
+    """What workflow writes: the delivery with its drone and timetable."""
+
+    id: ResourceId
+    owner: UserAccount
+    pickup: Location
+    dropoff: Location
+    deadline: str = ""
+    expedited: bool = False
+    confirmationRequired: ConfirmationType = ConfirmationType.NONE
+    droneId: str = Field(min_length=1, max_length=128)
+    packageId: str | None = None
+    departure: Departure
+    pickupETA: datetime
+    deliveryETA: datetime
+    requestedAt: datetime | None = None
+
+
+class DeliveryReschedule(BaseModel):
+    pickup: Location | None = None
+    dropoff: Location | None = None
+    deadline: str | None = None
+    droneId: str | None = Field(None, min_length=1, max_length=128)
+    departure: Departure | None = None
+    pickupETA: datetime | None = None
+    deliveryETA: datetime | None = None
+    requestedAt: datetime | None = None
+
+
+class Delivery(BaseModel):
+    """The public view, as the original's clients read it."""
+
+    id: str
+    owner: UserAccount
+    pickup: Location
+    dropoff: Location
+    deadline: str
+    expedited: bool
+    confirmationRequired: ConfirmationType
+    droneId: str
+
+
+class DeliveryStatus(BaseModel):
+    stage: str
+    lastKnownLocation: Location
+    pickupETA: datetime
+    deliveryETA: datetime
+
+
+class NotifyMeRequest(BaseModel):
+    emailAddress: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
+    sms: str = Field("", max_length=32)
+
+
+class Confirmation(BaseModel):
+    dateTime: datetime
+    geoCoordinates: Location
+    confirmationType: ConfirmationType
+    confirmationBlob: str = Field("", max_length=1_000_000)
+
+
+class DeliverySummary(BaseModel):
+    count: int

@@ -1,0 +1,125 @@
+"""Use cases over the delivery store. Writes are idempotent and ordered by `requestedAt`,
+so a repeated or late message from workflow never undoes a newer one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from chassis.documents import Collection, ConcurrencyConflict, DocumentExists, DocumentStore
+from delivery.models import Status, status_of
+from delivery.schemas import Confirmation, DeliveryReschedule, DeliverySchedule, NotifyMeRequest
+
+DELIVERIES = Collection(name="deliveries", indexed=("ownerId", "month"), partition_key="id")
+MAX_CONFLICTS = 20
+
+
+class DeliveryCancelled(Exception):
+    pass
+
+
+class DeliveryMissing(Exception):
+    pass
+
+
+def _is_stale(requested_at: datetime | None, body: dict[str, Any]) -> bool:
+    known = body.get("requestedAt")
+    return (
+        requested_at is not None
+        and known is not None
+        and requested_at <= datetime.fromisoformat(known)
+    )
+
+
+async def schedule(*, store: DocumentStore, data: DeliverySchedule) -> bool:
+    """Record the scheduled delivery; True if it was new."""
+    body = data.model_dump(mode="json")
+    body.update(ownerId=data.owner.userId, month=data.departure.time.strftime("%Y-%m"))
+    existing = await store.get(data.id)
+    if existing is None:
+        try:
+            await store.create(data.id, body)
+            return True
+        except DocumentExists:
+            existing = await store.get(data.id)
+            assert existing is not None
+    if existing.body.get("cancelled"):
+        raise DeliveryCancelled(data.id)
+    if not _is_stale(data.requestedAt, existing.body):
+        await _update(store, data.id, lambda b: {**b, **body})
+    return False
+
+
+Change = Callable[[dict[str, Any]], dict[str, Any] | None]
+
+
+async def _update(store: DocumentStore, delivery_id: str, change: Change) -> dict[str, Any]:
+    """Apply `change` with optimistic concurrency; a None change leaves the document as is."""
+    for _ in range(MAX_CONFLICTS):
+        doc = await store.get(delivery_id)
+        if doc is None:
+            raise DeliveryMissing(delivery_id)
+        new = change(doc.body)
+        if new is None or new == doc.body:
+            return doc.body
+        try:
+            await store.replace(delivery_id, new, etag=doc.etag)
+            return new
+        except ConcurrencyConflict:
+            continue
+    raise ConcurrencyConflict(delivery_id)
+
+
+async def reschedule(*, store: DocumentStore, delivery_id: str, data: DeliveryReschedule) -> None:
+    changes = data.model_dump(mode="json", exclude_unset=True)
+
+    def apply(body: dict[str, Any]) -> dict[str, Any] | None:
+        if body.get("cancelled"):
+            raise DeliveryCancelled(delivery_id)
+        if _is_stale(data.requestedAt, body):
+            return None
+        new = {**body, **changes, "rescheduled": True}
+        if data.departure is not None:
+            new["month"] = data.departure.time.strftime("%Y-%m")
+        return new
+
+    await _update(store, delivery_id, apply)
+
+
+async def cancel(*, store: DocumentStore, delivery_id: str) -> None:
+    now = datetime.now(UTC).isoformat()
+
+    def apply(body: dict[str, Any]) -> dict[str, Any] | None:
+        return None if body.get("cancelled") else {**body, "cancelled": True, "cancelledAt": now}
+
+    await _update(store, delivery_id, apply)
+
+
+async def add_notify_me(*, store: DocumentStore, delivery_id: str, data: NotifyMeRequest) -> None:
+    entry = data.model_dump()
+
+    def apply(body: dict[str, Any]) -> dict[str, Any] | None:
+        known = body.get("notifyMe", [])
+        return None if entry in known else {**body, "notifyMe": [*known, entry]}
+
+    await _update(store, delivery_id, apply)
+
+
+async def confirm(*, store: DocumentStore, delivery_id: str, data: Confirmation) -> None:
+    def apply(body: dict[str, Any]) -> dict[str, Any] | None:
+        if body.get("cancelled"):
+            raise DeliveryCancelled(delivery_id)
+        return {**body, "confirmation": data.model_dump(mode="json")}
+
+    await _update(store, delivery_id, apply)
+
+
+async def status(*, store: DocumentStore, delivery_id: str) -> Status | None:
+    doc = await store.get(delivery_id)
+    return None if doc is None else status_of(doc.body, datetime.now(UTC))
+
+
+async def summary(*, store: DocumentStore, owner_id: str, year: int, month: int) -> int:
+    docs = await store.find(ownerId=owner_id, month=f"{year:04d}-{month:02d}")
+    return sum(1 for d in docs if not d.body.get("cancelled"))

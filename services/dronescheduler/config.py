@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from pydantic import Field
+
+from chassis.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    port: int = 8084
+    store_url: str = "sqlite:///data/dronescheduler.db"
+    fleet_size: int = Field(20, ge=1, le=10_000)
+    # Where the fleet is based; drones are spread on a grid around it.
+    fleet_base_latitude: float = Field(47.6062, ge=-90, le=90)
+    fleet_base_longitude: float = Field(-122.3321, ge=-180, le=180)

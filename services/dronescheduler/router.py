@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+
+from contracts.vocabulary import ResourceId
+from dronescheduler import service
+from dronescheduler.dependencies import AssignmentsDep, DronesDep
+from dronescheduler.models import Drone
+from dronescheduler.schemas import DroneAssignment, DroneDeliveryRequest, DroneView, Utilization
+
+router = APIRouter(tags=["drone deliveries"])
+
+DeliveryId = Annotated[ResourceId, Path()]
+
+
+@router.get("/api/dronedeliveries/utilization", response_model=Utilization)
+async def drone_utilization(
+    assignments: AssignmentsDep,
+    ownerId: Annotated[str, Query(min_length=1, max_length=128)],
+    year: Annotated[int, Query(ge=2000, le=2200)],
+    month: Annotated[int, Query(ge=1, le=12)],
+) -> dict[str, float]:
+    return await service.utilization(
+        assignments=assignments, owner_id=ownerId, year=year, month=month
+    )
+
+
+@router.put("/api/dronedeliveries/{deliveryId}", response_model=DroneAssignment)
+async def assign_drone(
+    deliveryId: DeliveryId,
+    request: DroneDeliveryRequest,
+    drones: DronesDep,
+    assignments: AssignmentsDep,
+) -> dict[str, Any]:
+    if request.deliveryId != deliveryId:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            f"body deliveryId {request.deliveryId!r} differs from the path's {deliveryId!r}",
+        )
+    try:
+        body = await service.assign(drones=drones, assignments=assignments, request=request)
+    except service.AssignmentCancelled as e:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"delivery {deliveryId!r} was cancelled"
+        ) from e
+    return service.view(body)
+
+
+@router.get("/api/dronedeliveries/{deliveryId}", response_model=DroneAssignment)
+async def get_assignment(deliveryId: DeliveryId, assignments: AssignmentsDep) -> dict[str, Any]:
+    doc = await assignments.get(deliveryId)
+    if doc is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no drone delivery {deliveryId!r}")
+    return service.view(doc.body)
+
+
+@router.delete("/api/dronedeliveries/{deliveryId}", status_code=status.HTTP_204_NO_CONTENT)
+async def cancel_assignment(
+    deliveryId: DeliveryId, drones: DronesDep, assignments: AssignmentsDep
+) -> Response:
+    if not await service.cancel(drones=drones, assignments=assignments, delivery_id=deliveryId):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no drone delivery {deliveryId!r}")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/api/drones", response_model=list[DroneView])
+async def list_drones(drones: DronesDep) -> list[dict[str, Any]]:
+    return sorted((d.body for d in await drones.find()), key=lambda b: str(b["id"]))
+
+
+@router.get("/api/drones/{droneId}", response_model=DroneView)
+async def get_drone(droneId: Annotated[ResourceId, Path()], drones: DronesDep) -> dict[str, Any]:
+    doc = await drones.get(droneId)
+    if doc is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no drone {droneId!r}")
+    return Drone.from_json(doc.body).to_json()

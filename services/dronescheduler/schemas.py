@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from contracts.vocabulary import PackageSize, ResourceId
+
+
+class Location(BaseModel):
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    altitude: float = Field(0.0, ge=-500, le=10_000)
+
+
+class PackageDetail(BaseModel):
+    id: ResourceId
+    size: PackageSize
+
+
+class DroneDeliveryRequest(BaseModel):
+    """The original's body, plus optional fields this scheduler uses when given."""
+
+    deliveryId: ResourceId
+    pickup: Location
+    dropoff: Location
+    packageDetail: PackageDetail
+    expedited: bool = False
+    ownerId: str | None = Field(None, max_length=128)
+    pickupTime: datetime | None = None
+    requestedAt: datetime | None = None
+
+
+class Departure(BaseModel):
+    time: datetime
+    location: Location
+
+
+class DroneAssignment(BaseModel):
+    deliveryId: str
+    droneId: str
+    status: str
+    ownerId: str | None
+    departure: Departure
+    pickupETA: datetime
+    deliveryETA: datetime
+    traveledMiles: float
+    assignedHours: float
+    request: DroneDeliveryRequest
+
+
+class Utilization(BaseModel):
+    traveledMiles: float
+    assignedHours: float
+
+
+class DroneView(BaseModel):
+    id: str
+    home: Location
+    lastLocation: Location
+    schedule: list[dict[str, object]]

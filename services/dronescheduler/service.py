@@ -1,0 +1,211 @@
+"""Assigning drones, idempotently and without double-booking.
+
+The drone document is the truth about its schedule and is written with optimistic
+concurrency; the assignment document records the outcome per delivery for reads and
+summaries. Every step can be repeated after a crash: a drone that already holds a window
+for the delivery is found again before any new one is chosen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from datetime import UTC, datetime
+from typing import Any
+
+from chassis.documents import (
+    Collection,
+    ConcurrencyConflict,
+    DocumentExists,
+    DocumentStore,
+)
+from dronescheduler.models import (
+    Drone,
+    Location,
+    TripRequest,
+    Window,
+    best_drone,
+    drone_id,
+    fleet_homes,
+)
+from dronescheduler.schemas import DroneDeliveryRequest
+
+DRONES = Collection(name="drones", partition_key="id")
+ASSIGNMENTS = Collection(name="assignments", indexed=("ownerId", "month"), partition_key="id")
+ASSIGNED, CANCELLED = "Assigned", "Cancelled"
+MAX_CONFLICTS = 50
+
+_rng = random.Random()
+
+
+class AssignmentCancelled(Exception):
+    """The delivery was cancelled; a late request must not give it a drone again."""
+
+
+async def ensure_fleet(*, drones: DocumentStore, size: int, base: Location) -> None:
+    """Create missing drones; existing ones (and their schedules) are left alone."""
+    existing = {d.id for d in await drones.find()}
+    for i, home in enumerate(fleet_homes(size, base)):
+        if drone_id(i) in existing:
+            continue
+        with contextlib.suppress(DocumentExists):  # another replica created it first
+            await drones.create(drone_id(i), Drone(drone_id(i), home, home).to_json())
+
+
+def _trip(request: DroneDeliveryRequest, requested_at: datetime) -> TripRequest:
+    return TripRequest(
+        delivery_id=request.deliveryId,
+        pickup=Location(**request.pickup.model_dump()),
+        dropoff=Location(**request.dropoff.model_dump()),
+        expedited=request.expedited,
+        earliest_pickup=request.pickupTime,
+        requested_at=requested_at,
+    )
+
+
+def _assignment_body(
+    request: DroneDeliveryRequest, drone: str, window: Window, status: str
+) -> dict[str, Any]:
+    return {
+        "deliveryId": request.deliveryId,
+        "droneId": drone,
+        "status": status,
+        "ownerId": request.ownerId,
+        "month": window.departure.strftime("%Y-%m"),
+        "request": request.model_dump(mode="json"),
+        "window": window.to_json(),
+    }
+
+
+async def assign(
+    *,
+    drones: DocumentStore,
+    assignments: DocumentStore,
+    request: DroneDeliveryRequest,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The delivery's assignment: the existing one if this request is not newer, else a
+    (re)planned one. Raises AssignmentCancelled for a cancelled delivery."""
+    now = now or datetime.now(UTC)
+    requested_at = request.requestedAt or now
+    existing = await assignments.get(request.deliveryId)
+    if existing is not None:
+        if existing.body["status"] == CANCELLED:
+            raise AssignmentCancelled(request.deliveryId)
+        known_at = datetime.fromisoformat(existing.body["window"]["requestedAt"])
+        same_request = existing.body["request"] == request.model_dump(mode="json")
+        if same_request or (request.requestedAt is not None and requested_at <= known_at):
+            return existing.body  # a repeat, or an older request arriving late
+        # A newer request (reschedule): free the old window before planning again.
+        await _remove_window(
+            drones=drones, drone=existing.body["droneId"], delivery_id=request.deliveryId, now=now
+        )
+
+    drone, window = await _reserve(drones=drones, trip=_trip(request, requested_at), now=now)
+    body = _assignment_body(request, drone, window, ASSIGNED)
+    if existing is None:
+        try:
+            await assignments.create(request.deliveryId, body)
+        except DocumentExists:
+            await assignments.upsert(request.deliveryId, body)
+    else:
+        await assignments.upsert(request.deliveryId, body)
+    return body
+
+
+async def _reserve(
+    *, drones: DocumentStore, trip: TripRequest, now: datetime
+) -> tuple[str, Window]:
+    for _ in range(MAX_CONFLICTS):
+        docs = await drones.find()
+        fleet = {d.id: (Drone.from_json(d.body), d.etag) for d in docs}
+        # After a crash the window may already be on a drone: take it, do not book twice.
+        for drone, etag in fleet.values():
+            held = drone.window_for(trip.delivery_id)
+            if held is None:
+                continue
+            if held.requested_at == trip.requested_at:
+                return drone.id, held
+            # A window from an older request: drop it, then plan afresh (a conflict means
+            # someone else changed the drone; the next round sees it).
+            with contextlib.suppress(ConcurrencyConflict):
+                await drones.replace(
+                    drone.id, drone.without(trip.delivery_id, now).to_json(), etag=etag
+                )
+            break
+        else:
+            drone, window = best_drone([d for d, _ in fleet.values()], trip, now, _rng)
+            try:
+                await drones.replace(
+                    drone.id, drone.with_window(window, now).to_json(), etag=fleet[drone.id][1]
+                )
+                return drone.id, window
+            except ConcurrencyConflict:
+                continue  # someone booked this drone meanwhile: look again
+    raise ConcurrencyConflict(f"no drone could be reserved for {trip.delivery_id}")
+
+
+async def _remove_window(
+    *, drones: DocumentStore, drone: str, delivery_id: str, now: datetime
+) -> None:
+    for _ in range(MAX_CONFLICTS):
+        doc = await drones.get(drone)
+        if doc is None:
+            return
+        current = Drone.from_json(doc.body)
+        if current.window_for(delivery_id) is None:
+            return
+        try:
+            await drones.replace(drone, current.without(delivery_id, now).to_json(), etag=doc.etag)
+            return
+        except ConcurrencyConflict:
+            continue
+    raise ConcurrencyConflict(f"could not free drone {drone}")
+
+
+async def cancel(*, drones: DocumentStore, assignments: DocumentStore, delivery_id: str) -> bool:
+    """Free the drone and mark the assignment cancelled; False if it never existed."""
+    now = datetime.now(UTC)
+    for _ in range(MAX_CONFLICTS):
+        doc = await assignments.get(delivery_id)
+        if doc is None:
+            return False
+        if doc.body["status"] == CANCELLED:
+            return True
+        await _remove_window(
+            drones=drones, drone=doc.body["droneId"], delivery_id=delivery_id, now=now
+        )
+        try:
+            await assignments.replace(delivery_id, {**doc.body, "status": CANCELLED}, etag=doc.etag)
+            return True
+        except ConcurrencyConflict:
+            continue
+    raise ConcurrencyConflict(delivery_id)
+
+
+def view(body: dict[str, Any]) -> dict[str, Any]:
+    """An assignment as the API shows it."""
+    w = Window.from_json(body["window"])
+    return {
+        "deliveryId": body["deliveryId"],
+        "droneId": body["droneId"],
+        "status": body["status"],
+        "ownerId": body["ownerId"],
+        "departure": {"time": w.departure, "location": w.departure_location.to_json()},
+        "pickupETA": w.pickup_eta,
+        "deliveryETA": w.delivery_eta,
+        "traveledMiles": round(w.miles, 3),
+        "assignedHours": round(w.hours, 4),
+        "request": body["request"],
+    }
+
+
+async def utilization(
+    *, assignments: DocumentStore, owner_id: str, year: int, month: int
+) -> dict[str, float]:
+    docs = await assignments.find(ownerId=owner_id, month=f"{year:04d}-{month:02d}")
+    windows = [Window.from_json(d.body["window"]) for d in docs if d.body["status"] == ASSIGNED]
+    return {
+        "traveledMiles": round(sum(w.miles for w in windows), 3),
+        "assignedHours": round(sum(w.hours for w in windows), 4),
+    }

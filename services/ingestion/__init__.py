@@ -1,0 +1,1 @@
+"""Ingestion: accepts delivery requests and answers 202 once they are durably queued."""

@@ -1,0 +1,6 @@
+from chassis.serve import serve
+from ingestion.config import Settings
+from ingestion.main import SERVICE, create_app
+
+settings = Settings()
+serve(create_app(settings), settings, SERVICE)

@@ -1,0 +1,8 @@
+from __future__ import annotations
+
+from chassis.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    port: int = 8081
+    queue_url: str = "sqlite:///data/queue.db?queue=deliveryrequests"

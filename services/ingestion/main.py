@@ -1,0 +1,35 @@
+"""Composition root: the queue adapter named by the settings, wired into the routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from chassis.app import create_service_app
+from chassis.queue import connect_message_queue
+from chassis.startup import wait_for
+from ingestion.config import Settings
+from ingestion.router import router
+
+SERVICE = "ingestion"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def resources(app: FastAPI) -> AsyncIterator[None]:
+        app.state.queue = await wait_for("queue", lambda: connect_message_queue(settings.queue_url))
+        try:
+            yield
+        finally:
+            await app.state.queue.close()
+
+    return create_service_app(
+        name=SERVICE,
+        summary="Accepts delivery requests and queues them for workflow.",
+        routers=[router],
+        resources=resources,
+    )

@@ -1,0 +1,1 @@
+"""Package: the packages that drones carry, and their weight per owner."""

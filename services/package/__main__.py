@@ -1,0 +1,6 @@
+from chassis.serve import serve
+from package.config import Settings
+from package.main import SERVICE, create_app
+
+settings = Settings()
+serve(create_app(settings), settings, SERVICE)

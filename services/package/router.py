@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Response, status
+
+from contracts.vocabulary import ResourceId
+from package import service
+from package.dependencies import StoreDep
+from package.schemas import Package, PackagePatch, PackageSummary, PackageUpsert
+
+router = APIRouter(prefix="/api/packages", tags=["packages"])
+
+PackageId = Annotated[ResourceId, Path()]
+
+
+def _not_found(package_id: str) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"no package {package_id!r}")
+
+
+@router.get("/summary/{ownerId}", response_model=PackageSummary)
+async def package_summary(
+    ownerId: Annotated[str, Path(max_length=128)], store: StoreDep
+) -> PackageSummary:
+    return await service.summary(store=store, owner_id=ownerId)
+
+
+@router.put(
+    "/{packageId}",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Package,
+    responses={204: {"description": "updated"}},
+)
+async def put_package(
+    packageId: PackageId, data: PackageUpsert, store: StoreDep
+) -> Package | Response:
+    created = await service.upsert(store=store, package_id=packageId, data=data)
+    if not created:
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return Package(id=packageId, **data.model_dump())
+
+
+@router.get("/{packageId}", response_model=Package)
+async def get_package(packageId: PackageId, store: StoreDep) -> Package:
+    package = await service.get(store=store, package_id=packageId)
+    if package is None:
+        raise _not_found(packageId)
+    return package
+
+
+@router.patch("/{packageId}", status_code=status.HTTP_204_NO_CONTENT)
+async def patch_package(packageId: PackageId, data: PackagePatch, store: StoreDep) -> Response:
+    if not await service.patch(store=store, package_id=packageId, data=data):
+        raise _not_found(packageId)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

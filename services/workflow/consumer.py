@@ -1,0 +1,125 @@
+"""The queue consumer: a bounded number of messages in flight, each settled exactly once.
+
+It stops taking messages as soon as the service drains; messages still in flight at the
+end of the grace period are abandoned so that another consumer takes them at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from chassis.queue import MessageLockLost, MessageQueue, ReceivedMessage
+from workflow.service import Complete, DeadLetter, Outcome, RetryLater
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[ReceivedMessage], Awaitable[Outcome]]
+
+
+class Consumer:
+    def __init__(
+        self,
+        queue: MessageQueue,
+        handler: Handler,
+        *,
+        concurrency: int,
+        lock_seconds: float,
+        accepting: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self._accepting = accepting
+        self._queue = queue
+        self._handler = handler
+        self._concurrency = concurrency
+        self._lock_seconds = lock_seconds
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+        self.last_progress = time.monotonic()
+        self.processed = 0
+
+    def stalled_for(self) -> float:
+        return time.monotonic() - self.last_progress
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            if not self._accepting():  # draining: take nothing new, finish what we have
+                await asyncio.sleep(0.1)
+                continue
+            if len(self._in_flight) >= self._concurrency:
+                await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+                continue
+            try:
+                messages = await self._queue.receive(
+                    max_messages=self._concurrency - len(self._in_flight), wait_seconds=1.0
+                )
+            except Exception:
+                log.exception("receiving from the queue failed; trying again")
+                await asyncio.sleep(1.0)
+                continue
+            self.last_progress = time.monotonic()
+            for message in messages:
+                task = asyncio.create_task(self._process(message))
+                self._in_flight.add(task)
+                task.add_done_callback(self._in_flight.discard)
+
+    async def stop(self, grace_seconds: float) -> None:
+        """Take no more messages; give those in flight `grace_seconds`, abandon the rest."""
+        self._stopping.set()
+        if self._in_flight:
+            _, pending = await asyncio.wait(self._in_flight, timeout=grace_seconds)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+
+    async def _process(self, message: ReceivedMessage) -> None:
+        context = {"messageId": message.message_id, "deliveryCount": message.delivery_count}
+        renewer = asyncio.create_task(self._keep_locked(message))
+        try:
+            outcome = await self._handler(message)
+        except asyncio.CancelledError:
+            renewer.cancel()
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._queue.abandon(message))
+            log.info("abandoned unfinished message at shutdown", extra=context)
+            raise
+        except Exception as e:  # a bug, not an outcome: let the queue bring it back
+            log.exception("message handler failed", extra=context)
+            outcome = RetryLater(f"{type(e).__name__}: {e}", 5.0)
+        finally:
+            renewer.cancel()
+        try:
+            await self._settle(message, outcome, context)
+        except MessageLockLost:
+            log.warning("lock lost before settling; the message will come again", extra=context)
+        except Exception:
+            log.exception("settling failed; the message will come again", extra=context)
+        self.processed += 1
+        self.last_progress = time.monotonic()
+
+    async def _settle(
+        self, message: ReceivedMessage, outcome: Outcome, context: dict[str, object]
+    ) -> None:
+        if isinstance(outcome, Complete):
+            await self._queue.complete(message)
+        elif isinstance(outcome, RetryLater):
+            log.warning("will retry: %s", outcome.reason, extra=context)
+            await self._queue.abandon(message, delay_seconds=outcome.delay_seconds)
+        elif isinstance(outcome, DeadLetter):
+            log.error("dead-lettering: %s: %s", outcome.reason, outcome.description, extra=context)
+            await self._queue.dead_letter(
+                message, reason=outcome.reason, description=outcome.description
+            )
+
+    async def _keep_locked(self, message: ReceivedMessage) -> None:
+        """Long work keeps its lock: renew it well before it expires."""
+        while True:
+            await asyncio.sleep(self._lock_seconds / 2)
+            try:
+                await self._queue.renew_lock(message)
+            except Exception:
+                log.warning("could not renew the lock", extra={"messageId": message.message_id})
+                return

@@ -1,0 +1,54 @@
+"""Turning the locations clients send into coordinates.
+
+The original API takes locations as free text ("my pickup"). Coordinates given as
+"latitude,longitude[,altitude]" are used as they are. Any other text is placed by a
+stand-in geocoder: a stable hash of the text picks a point inside the service area, so the
+same address always lands on the same spot. A real deployment puts a geocoding service
+behind `resolve`; nothing else changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from dataclasses import dataclass
+
+_COORDINATES = re.compile(
+    r"^\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*(?:,\s*(-?\d+(?:\.\d+)?)\s*)?$"
+)
+
+
+@dataclass(frozen=True)
+class ServiceArea:
+    latitude: float
+    longitude: float
+    radius_miles: float
+
+
+def parse_coordinates(text: str) -> dict[str, float] | None:
+    m = _COORDINATES.match(text)
+    if not m:
+        return None
+    lat, lon = float(m.group(1)), float(m.group(2))
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        return None
+    return {"altitude": float(m.group(3) or 0), "latitude": lat, "longitude": lon}
+
+
+def resolve(text: str, area: ServiceArea) -> dict[str, float]:
+    """Coordinates for a location as a client wrote it."""
+    parsed = parse_coordinates(text)
+    if parsed is not None:
+        return parsed
+    digest = hashlib.sha256(text.strip().lower().encode()).digest()
+    # Uniform over the disc: sqrt on the radius fraction, an angle from the other bytes.
+    r = area.radius_miles * math.sqrt(int.from_bytes(digest[:8], "big") / 2**64)
+    theta = 2 * math.pi * int.from_bytes(digest[8:16], "big") / 2**64
+    dlat = r * math.cos(theta) / 69.0
+    dlon = r * math.sin(theta) / (69.0 * max(math.cos(math.radians(area.latitude)), 0.01))
+    return {
+        "altitude": 0.0,
+        "latitude": round(area.latitude + dlat, 6),
+        "longitude": round(area.longitude + dlon, 6),
+    }

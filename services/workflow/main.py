@@ -1,0 +1,88 @@
+"""Composition root: queue, downstream clients, the workflow and its consumer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from chassis.app import create_service_app
+from chassis.health import Phase
+from chassis.http import ServiceClient
+from chassis.queue import QueueOptions, connect_message_queue
+from chassis.startup import wait_for
+from workflow.config import Settings
+from workflow.consumer import Consumer
+from workflow.locations import ServiceArea
+from workflow.router import router
+from workflow.service import DeliveryWorkflow, Downstreams
+
+SERVICE = "workflow"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    def client(name: str, url: str) -> ServiceClient:
+        return ServiceClient(
+            name,
+            url,
+            timeout_seconds=settings.http_timeout_seconds,
+            attempts=settings.http_retry_attempts,
+            max_wait_seconds=settings.http_retry_max_wait_seconds,
+            max_connections=settings.workflow_concurrency,
+        )
+
+    @asynccontextmanager
+    async def resources(app: FastAPI) -> AsyncIterator[None]:
+        options = QueueOptions(
+            lock_seconds=settings.queue_lock_seconds,
+            max_delivery_count=settings.queue_max_delivery_count,
+            prefetch=settings.queue_prefetch,
+        )
+        queue = await wait_for("queue", lambda: connect_message_queue(settings.queue_url, options))
+        downstreams = Downstreams(
+            package=client("package", settings.package_url),
+            dronescheduler=client("dronescheduler", settings.dronescheduler_url),
+            delivery=client("delivery", settings.delivery_url),
+        )
+        workflow = DeliveryWorkflow(
+            downstreams,
+            ServiceArea(
+                settings.service_area_latitude,
+                settings.service_area_longitude,
+                settings.service_area_radius_miles,
+            ),
+            settings.unknown_delivery_grace_seconds,
+        )
+        consumer = Consumer(
+            queue,
+            workflow.handle,
+            concurrency=settings.workflow_concurrency,
+            lock_seconds=settings.queue_lock_seconds,
+            accepting=lambda: app.state.health.phase is not Phase.DRAINING,
+        )
+        app.state.consumer = consumer
+        app.state.health.add_liveness_check(
+            "consumer", lambda: consumer.stalled_for() < settings.liveness_stall_seconds
+        )
+        running = asyncio.create_task(consumer.run())
+        try:
+            yield
+        finally:
+            await consumer.stop(settings.shutdown_grace_seconds)
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+            await downstreams.aclose()
+            await queue.close()
+
+    return create_service_app(
+        name=SERVICE,
+        summary="Carries delivery requests from the queue to package, drone scheduler, delivery.",
+        routers=[router],
+        resources=resources,
+    )
