@@ -28,7 +28,8 @@ class Route:
 ROUTES: tuple[Route, ...] = (
     Route(("POST",), r"/api/deliveryrequests", "ingestion"),
     Route(("PATCH", "DELETE"), rf"/api/deliveryrequests/{ID}", "ingestion"),
-    Route(("GET",), rf"/api/deliveries/{ID}", "delivery"),
+    # "summary" is the delivery service's internal report, not a delivery id.
+    Route(("GET",), rf"/api/deliveries/(?!summary$){ID}", "delivery"),
     Route(("GET",), rf"/api/deliveries/{ID}/status", "delivery"),
     Route(("POST",), rf"/api/deliveries/{ID}/notifymerequests", "delivery"),
 )

@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from pydantic import Field
+
+from chassis.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    port: int = 8080
+    ingestion_url: str = "http://127.0.0.1:8081"
+    delivery_url: str = "http://127.0.0.1:8085"
+    upstream_timeout_seconds: float = Field(30.0, gt=0)
+    upstream_connections: int = Field(200, ge=1)

@@ -1,0 +1,180 @@
+"""The five services and the gateway as child processes, started in order, stopped cleanly.
+
+Each service is the same program that runs in its container (`python -m <service>`), given
+its settings through the environment: only the footing (embedded files, or local servers)
+differs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+# Started in this order (stores first, gateway last), stopped in reverse.
+SERVICES = ("package", "dronescheduler", "delivery", "ingestion", "workflow", "gateway")
+OFFSETS = {"ingestion": 1, "workflow": 2, "package": 3, "dronescheduler": 4, "delivery": 5}
+
+
+@dataclass
+class Footing:
+    """Where the stores and the queue live."""
+
+    name: str
+    urls: dict[str, dict[str, str]]
+
+    @classmethod
+    def embedded(cls, data_dir: Path) -> Footing:
+        d = data_dir.resolve()
+        queue = f"sqlite:///{d}/queue.db?queue=deliveryrequests"
+        return cls(
+            "embedded",
+            {
+                "ingestion": {"QUEUE_URL": queue},
+                "workflow": {"QUEUE_URL": queue},
+                "package": {"STORE_URL": f"sqlite:///{d}/package.db"},
+                "dronescheduler": {"STORE_URL": f"sqlite:///{d}/dronescheduler.db"},
+                "delivery": {"STORE_URL": f"sqlite:///{d}/delivery.db"},
+            },
+        )
+
+    @classmethod
+    def servers(
+        cls, *, postgres: str, redis: str, amqp: str, queue: str = "deliveryrequests"
+    ) -> Footing:
+        """PostgreSQL for package and drone scheduler (a database each), Redis for delivery,
+        RabbitMQ for the queue: the compose footing, on servers already running."""
+        pg = postgres.rstrip("/")
+        queue_url = f"{amqp}?queue={queue}"
+        return cls(
+            "servers",
+            {
+                "ingestion": {"QUEUE_URL": queue_url},
+                "workflow": {"QUEUE_URL": queue_url},
+                "package": {"STORE_URL": f"{pg}/package"},
+                "dronescheduler": {"STORE_URL": f"{pg}/dronescheduler"},
+                "delivery": {"STORE_URL": redis},
+            },
+        )
+
+
+def _die_with_parent() -> None:
+    """Children get SIGTERM if the launcher dies, so no process outlives a killed run."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+@dataclass
+class Stack:
+    footing: Footing
+    gateway_port: int = 8080
+    base_port: int = 8080
+    host: str = "127.0.0.1"
+    log_dir: Path | None = None  # None: children write to our stdout
+    extra_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _logs: dict[str, IO[bytes]] = field(default_factory=dict)
+
+    def port(self, service: str) -> int:
+        return self.gateway_port if service == "gateway" else self.base_port + OFFSETS[service]
+
+    def url(self, service: str) -> str:
+        return f"http://{self.host}:{self.port(service)}"
+
+    def env(self, service: str) -> dict[str, str]:
+        env = {**os.environ, "HOST": self.host, "PORT": str(self.port(service))}
+        env.setdefault("LOG_LEVEL", "info")
+        if service == "gateway":
+            env.update(INGESTION_URL=self.url("ingestion"), DELIVERY_URL=self.url("delivery"))
+        else:
+            env.update(self.footing.urls[service])
+        if service == "workflow":
+            env.update(
+                PACKAGE_URL=self.url("package"),
+                DRONESCHEDULER_URL=self.url("dronescheduler"),
+                DELIVERY_URL=self.url("delivery"),
+            )
+        env.update(self.extra_env.get(service, {}))
+        return env
+
+    def start(self, service: str) -> None:
+        out: IO[bytes] | None = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            out = self._logs.get(service) or open(self.log_dir / f"{service}.log", "ab")  # noqa: SIM115
+            self._logs[service] = out
+        self.processes[service] = subprocess.Popen(
+            [sys.executable, "-m", service],
+            env=self.env(service),
+            stdout=out,
+            stderr=subprocess.STDOUT if out else None,
+            start_new_session=True,  # Ctrl-C reaches the launcher, which stops them in order
+            preexec_fn=_die_with_parent,
+        )
+
+    def wait_ready(self, service: str, within: float = 60.0) -> float:
+        """Seconds until the service said ready; raises if it died or took too long."""
+        started = time.monotonic()
+        deadline = started + within
+        with httpx.Client(timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                process = self.processes[service]
+                if process.poll() is not None:
+                    raise RuntimeError(f"{service} exited with {process.returncode} while starting")
+                with contextlib.suppress(httpx.TransportError):
+                    if client.get(f"{self.url(service)}/health/ready").status_code == 200:
+                        return time.monotonic() - started
+                time.sleep(0.05)
+        raise TimeoutError(f"{service} was not ready within {within:.0f} s")
+
+    def up(self, within: float = 60.0) -> dict[str, float]:
+        """Start everything; return each service's time to ready."""
+        # They do not wait on each other at start-up, so they start together.
+        for service in SERVICES:
+            self.start(service)
+        try:
+            return {service: self.wait_ready(service, within) for service in SERVICES}
+        except BaseException:
+            self.down()
+            raise
+
+    def signal(self, service: str, sig: int) -> None:
+        process = self.processes.get(service)
+        if process is not None and process.poll() is None:
+            process.send_signal(sig)
+
+    def stop(self, service: str, grace: float = 30.0) -> int | None:
+        """SIGTERM, then SIGKILL after `grace` seconds; the exit code."""
+        process = self.processes.get(service)
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(grace)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        return process.returncode
+
+    def kill(self, service: str) -> None:
+        process = self.processes.get(service)
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+
+    def down(self, grace: float = 30.0) -> None:
+        for service in reversed(SERVICES):
+            self.stop(service, grace)
+        for log in self._logs.values():
+            log.close()
+        self._logs.clear()
