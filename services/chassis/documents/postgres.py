@@ -12,7 +12,7 @@ import logging
 import re
 import uuid
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from tenacity import (
@@ -58,6 +58,21 @@ async def _init_connection(conn: Any) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _create_database(url: str) -> None:
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    if not _NAME.match(name):
+        raise ValueError(f"not a valid database name: {name!r}")
+    admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")), timeout=5.0)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        log.info("created database %s", name)
+    except asyncpg.DuplicateDatabaseError:
+        pass  # another replica created it first
+    finally:
+        await admin.close()
+
+
 class PostgresDocumentStore:
     def __init__(self, pool: Any, collection: Collection) -> None:
         self._pool = pool
@@ -90,9 +105,16 @@ class PostgresDocumentStore:
             reraise=True,
         ):
             with attempt:
-                pool = await asyncpg.create_pool(
-                    url, min_size=1, max_size=10, init=_init_connection, timeout=5.0
-                )
+                try:
+                    pool = await asyncpg.create_pool(
+                        url, min_size=1, max_size=10, init=_init_connection, timeout=5.0
+                    )
+                except asyncpg.InvalidCatalogNameError:
+                    # The service's own database is created on first start, not by hand.
+                    await _create_database(url)
+                    pool = await asyncpg.create_pool(
+                        url, min_size=1, max_size=10, init=_init_connection, timeout=5.0
+                    )
         try:
             await _create_schema(pool, collection)
         except BaseException:
