@@ -8,11 +8,10 @@ late redelivery of an older request never undoes a newer one.
 from __future__ import annotations
 
 import enum
-from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.vocabulary import ConfirmationType, PackageSize, ResourceId, Weight
+from contracts.vocabulary import ConfirmationType, IsoDateTime, PackageSize, ResourceId, Weight
 
 Location = str  # free text or "latitude,longitude[,altitude]", as clients sent it
 
@@ -39,26 +38,26 @@ class DeliveryRequested(_Message):
     ownerId: str = Field(min_length=1, max_length=128)
     pickupLocation: Location = Field(min_length=1, max_length=256)
     dropOffLocation: Location = Field(min_length=1, max_length=256)
-    pickupTime: datetime
+    pickupTime: IsoDateTime
     deadline: str = ""
     expedited: bool = False
     confirmationRequired: ConfirmationType = ConfirmationType.NONE
     packageInfo: PackageInfo
-    requestedAt: datetime
+    requestedAt: IsoDateTime
 
 
 class RescheduleRequested(_Message):
     deliveryId: ResourceId
     pickupLocation: Location | None = Field(None, min_length=1, max_length=256)
     dropOffLocation: Location | None = Field(None, min_length=1, max_length=256)
-    pickupTime: datetime | None = None
+    pickupTime: IsoDateTime | None = None
     deadline: str | None = None
-    requestedAt: datetime
+    requestedAt: IsoDateTime
 
 
 class CancelRequested(_Message):
     deliveryId: ResourceId
-    requestedAt: datetime
+    requestedAt: IsoDateTime
 
 
 MESSAGE_TYPES: dict[Operation, type[_Message]] = {

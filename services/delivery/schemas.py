@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import BaseModel, Field
 
-from contracts.vocabulary import ConfirmationType, ResourceId
+from contracts.vocabulary import ConfirmationType, IsoDateTime, ResourceId
 
 
 class Location(BaseModel):
@@ -19,7 +17,7 @@ class UserAccount(BaseModel):
 
 
 class Departure(BaseModel):
-    time: datetime
+    time: IsoDateTime
     location: Location
 
 
@@ -36,9 +34,9 @@ class DeliverySchedule(BaseModel):
     droneId: str = Field(min_length=1, max_length=128)
     packageId: str | None = None
     departure: Departure
-    pickupETA: datetime
-    deliveryETA: datetime
-    requestedAt: datetime | None = None
+    pickupETA: IsoDateTime
+    deliveryETA: IsoDateTime
+    requestedAt: IsoDateTime | None = None
 
 
 class DeliveryReschedule(BaseModel):
@@ -47,9 +45,9 @@ class DeliveryReschedule(BaseModel):
     deadline: str | None = None
     droneId: str | None = Field(None, min_length=1, max_length=128)
     departure: Departure | None = None
-    pickupETA: datetime | None = None
-    deliveryETA: datetime | None = None
-    requestedAt: datetime | None = None
+    pickupETA: IsoDateTime | None = None
+    deliveryETA: IsoDateTime | None = None
+    requestedAt: IsoDateTime | None = None
 
 
 class Delivery(BaseModel):
@@ -68,8 +66,8 @@ class Delivery(BaseModel):
 class DeliveryStatus(BaseModel):
     stage: str
     lastKnownLocation: Location
-    pickupETA: datetime
-    deliveryETA: datetime
+    pickupETA: IsoDateTime
+    deliveryETA: IsoDateTime
 
 
 class NotifyMeRequest(BaseModel):
@@ -78,7 +76,7 @@ class NotifyMeRequest(BaseModel):
 
 
 class Confirmation(BaseModel):
-    dateTime: datetime
+    dateTime: IsoDateTime
     geoCoordinates: Location
     confirmationType: ConfirmationType
     confirmationBlob: str = Field("", max_length=1_000_000)

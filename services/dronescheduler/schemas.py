@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import BaseModel, Field
 
-from contracts.vocabulary import PackageSize, ResourceId
+from contracts.vocabulary import IsoDateTime, PackageSize, ResourceId
 
 
 class Location(BaseModel):
@@ -27,12 +25,12 @@ class DroneDeliveryRequest(BaseModel):
     packageDetail: PackageDetail
     expedited: bool = False
     ownerId: str | None = Field(None, max_length=128)
-    pickupTime: datetime | None = None
-    requestedAt: datetime | None = None
+    pickupTime: IsoDateTime | None = None
+    requestedAt: IsoDateTime | None = None
 
 
 class Departure(BaseModel):
-    time: datetime
+    time: IsoDateTime
     location: Location
 
 
@@ -42,8 +40,8 @@ class DroneAssignment(BaseModel):
     status: str
     ownerId: str | None
     departure: Departure
-    pickupETA: datetime
-    deliveryETA: datetime
+    pickupETA: IsoDateTime
+    deliveryETA: IsoDateTime
     traveledMiles: float
     assignedHours: float
     request: DroneDeliveryRequest

@@ -46,7 +46,7 @@ async def create_delivery_request(
     return AcceptedDeliveryRequest(deliveryId=delivery_id, **request.model_dump())
 
 
-@router.patch("/{deliveryId}", response_model=AcceptedReschedule)
+@router.patch("/{deliveryId}", response_model=AcceptedReschedule, response_model_exclude_unset=True)
 async def reschedule_delivery_request(
     deliveryId: DeliveryId, request: RescheduleRequest, queue: QueueDep
 ) -> AcceptedReschedule:

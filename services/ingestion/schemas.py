@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from contracts.vocabulary import ConfirmationType, PackageSize, ResourceId, Weight
+from contracts.vocabulary import ConfirmationType, IsoDateTime, PackageSize, ResourceId, Weight
 
 
 def _empty_or_datetime(value: str | None) -> str | None:
@@ -46,7 +46,7 @@ class DeliveryRequest(BaseModel):
     ownerId: str = Field(min_length=1, max_length=128)
     pickupLocation: str = Field(min_length=1, max_length=256)
     dropOffLocation: str = Field(min_length=1, max_length=256)
-    pickupTime: datetime
+    pickupTime: IsoDateTime
     deadline: str = Field("", max_length=64, description="empty, or an ISO-8601 date-time")
     expedited: bool = False
     confirmationRequired: ConfirmationType = ConfirmationType.NONE
@@ -62,7 +62,7 @@ class AcceptedDeliveryRequest(DeliveryRequest):
 class RescheduleRequest(BaseModel):
     pickupLocation: str | None = Field(None, min_length=1, max_length=256)
     dropOffLocation: str | None = Field(None, min_length=1, max_length=256)
-    pickupTime: datetime | None = None
+    pickupTime: IsoDateTime | None = None
     deadline: str | None = Field(None, max_length=64)
 
     _deadline = field_validator("deadline")(_empty_or_datetime)
