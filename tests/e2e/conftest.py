@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import asyncpg  # noqa: F401  (import check: the servers footing needs it)
+import asyncpg
 import httpx
 import pytest
 
@@ -115,7 +115,9 @@ def _footing(tmp: Path) -> tuple[Footing, Callable[[], None]]:
             admin = await asyncpg.connect(f"{base}/postgres")
             try:
                 for service in ("package", "dronescheduler"):
-                    await admin.execute(f'DROP DATABASE IF EXISTS "e2e_{run}_{service}" WITH (FORCE)')
+                    await admin.execute(
+                        f'DROP DATABASE IF EXISTS "e2e_{run}_{service}" WITH (FORCE)'
+                    )
             finally:
                 await admin.close()
 

@@ -18,7 +18,9 @@ def request_body(**changes: Any) -> dict[str, Any]:
     return body
 
 
-def wait_for_delivery(client: httpx.Client, delivery_id: str, within: float = 30.0) -> dict[str, Any]:
+def wait_for_delivery(
+    client: httpx.Client, delivery_id: str, within: float = 30.0
+) -> dict[str, Any]:
     def scheduled() -> dict[str, Any] | None:
         r = client.get(f"/api/deliveries/{delivery_id}")
         return r.json() if r.status_code == 200 else None
@@ -31,14 +33,18 @@ def later(hours: float) -> str:
 
 
 @pytest.mark.parametrize("prefix", ["/v0.1.0", ""])
-def test_the_guides_request_is_accepted_and_scheduled_with_a_drone(system: System, prefix: str) -> None:
+def test_the_guides_request_is_accepted_and_scheduled_with_a_drone(
+    system: System, prefix: str
+) -> None:
     with system.client() as client:
         r = client.post(f"{prefix}/api/deliveryrequests", json=GUIDE_REQUEST)
         assert r.status_code == 202, r.text
         accepted = r.json()
         delivery_id = accepted["deliveryId"]
         assert {k: accepted[k] for k in ("ownerId", "pickupLocation", "dropOffLocation")} == {
-            "ownerId": "myowner", "pickupLocation": "my pickup", "dropOffLocation": "drop off"
+            "ownerId": "myowner",
+            "pickupLocation": "my pickup",
+            "dropOffLocation": "drop off",
         }
         assert r.headers["location"] == f"{prefix}/api/deliveries/{delivery_id}"
 
@@ -58,7 +64,9 @@ def test_the_guides_request_is_accepted_and_scheduled_with_a_drone(system: Syste
 def test_the_requests_locations_and_owner_are_kept(system: System) -> None:
     with system.client() as client:
         body = request_body(
-            ownerId="owner-locations", pickupLocation="47.61,-122.33,10", dropOffLocation="47.65,-122.30"
+            ownerId="owner-locations",
+            pickupLocation="47.61,-122.33,10",
+            dropOffLocation="47.65,-122.30",
         )
         delivery_id = client.post("/api/deliveryrequests", json=body).json()["deliveryId"]
         delivery = wait_for_delivery(client, delivery_id)
@@ -69,7 +77,9 @@ def test_the_requests_locations_and_owner_are_kept(system: System) -> None:
 
 def test_a_future_delivery_is_created_then_rescheduled(system: System) -> None:
     with system.client() as client:
-        body = request_body(ownerId="owner-reschedule", pickupTime=later(3), dropOffLocation="47.70,-122.35")
+        body = request_body(
+            ownerId="owner-reschedule", pickupTime=later(3), dropOffLocation="47.70,-122.35"
+        )
         delivery_id = client.post("/api/deliveryrequests", json=body).json()["deliveryId"]
         wait_for_delivery(client, delivery_id)
         before = client.get(f"/api/deliveries/{delivery_id}/status").json()
@@ -89,7 +99,10 @@ def test_a_future_delivery_is_created_then_rescheduled(system: System) -> None:
         after = eventually(rescheduled, what="stage Rescheduled")
         assert after["pickupETA"] > before["pickupETA"]
         delivery = client.get(f"/api/deliveries/{delivery_id}").json()
-        assert (delivery["dropoff"]["latitude"], delivery["dropoff"]["longitude"]) == (47.55, -122.25)
+        assert (delivery["dropoff"]["latitude"], delivery["dropoff"]["longitude"]) == (
+            47.55,
+            -122.25,
+        )
 
 
 def test_cancel_marks_the_delivery_cancelled_and_frees_its_drone(system: System) -> None:
@@ -104,13 +117,17 @@ def test_cancel_marks_the_delivery_cancelled_and_frees_its_drone(system: System)
             assert client.delete(f"/api/deliveryrequests/{delivery_id}").status_code == 204
 
             eventually(
-                lambda: client.get(f"/api/deliveries/{delivery_id}/status").json()["stage"]
-                == "Cancelled",
+                lambda: (
+                    client.get(f"/api/deliveries/{delivery_id}/status").json()["stage"]
+                    == "Cancelled"
+                ),
                 what="stage Cancelled",
             )
             windows = scheduler.get(f"/api/drones/{drone}").json()["schedule"]
             assert delivery_id not in [w["deliveryId"] for w in windows]
-            assert scheduler.get(f"/api/dronedeliveries/{delivery_id}").json()["status"] == "Cancelled"
+            assert (
+                scheduler.get(f"/api/dronedeliveries/{delivery_id}").json()["status"] == "Cancelled"
+            )
 
 
 def test_the_same_delivery_always_gets_the_same_drone(system: System) -> None:
@@ -133,7 +150,11 @@ def test_summaries_and_utilization_are_computed_from_stored_data(system: System)
         ids = []
         for i, weight in enumerate((2.5, 4.0, 1.5)):
             body = request_body(ownerId=owner, pickupTime=later(1))
-            body["packageInfo"] = {**body["packageInfo"], "packageId": f"summary-pkg-{i}", "weight": weight}
+            body["packageInfo"] = {
+                **body["packageInfo"],
+                "packageId": f"summary-pkg-{i}",
+                "weight": weight,
+            }
             ids.append(client.post("/api/deliveryrequests", json=body).json()["deliveryId"])
         for delivery_id in ids:
             wait_for_delivery(client, delivery_id)
@@ -155,9 +176,18 @@ def test_summaries_and_utilization_are_computed_from_stored_data(system: System)
 
 BAD_REQUESTS = [
     ({"ownerId": None}, "ownerId"),
-    ({"packageInfo": {"packageId": "p", "size": "Huge", "weight": 1, "tag": ""}}, "packageInfo.size"),
-    ({"packageInfo": {"packageId": "p", "size": "Small", "weight": -3, "tag": ""}}, "packageInfo.weight"),
-    ({"packageInfo": {"packageId": "a/b", "size": "Small", "weight": 1, "tag": ""}}, "packageInfo.packageId"),
+    (
+        {"packageInfo": {"packageId": "p", "size": "Huge", "weight": 1, "tag": ""}},
+        "packageInfo.size",
+    ),
+    (
+        {"packageInfo": {"packageId": "p", "size": "Small", "weight": -3, "tag": ""}},
+        "packageInfo.weight",
+    ),
+    (
+        {"packageInfo": {"packageId": "a/b", "size": "Small", "weight": 1, "tag": ""}},
+        "packageInfo.packageId",
+    ),
     ({"pickupTime": "yesterday"}, "pickupTime"),
     ({"deadline": "tomorrow"}, "deadline"),
     ({"confirmationRequired": "Telepathy"}, "confirmationRequired"),
@@ -167,7 +197,9 @@ BAD_REQUESTS = [
 
 
 @pytest.mark.parametrize(("change", "field"), BAD_REQUESTS)
-def test_bad_input_is_a_400_that_names_the_field(system: System, change: dict[str, Any], field: str) -> None:
+def test_bad_input_is_a_400_that_names_the_field(
+    system: System, change: dict[str, Any], field: str
+) -> None:
     body = request_body(**change)
     body = {k: v for k, v in body.items() if v is not None}
     with system.client() as client:
@@ -186,7 +218,12 @@ def test_bad_input_is_a_400_that_names_the_field(system: System, change: dict[st
         ("PATCH", "/api/deliveryrequests/some-id", b'{"pickupTime": 5}', 400),
         ("GET", "/api/deliveries/no-such-delivery", None, 404),
         ("GET", "/api/deliveries/no-such-delivery/status", None, 404),
-        ("POST", "/api/deliveries/no-such-delivery/notifymerequests", b'{"emailAddress": "a@b.c"}', 404),
+        (
+            "POST",
+            "/api/deliveries/no-such-delivery/notifymerequests",
+            b'{"emailAddress": "a@b.c"}',
+            404,
+        ),
         ("GET", "/api/nothing-here", None, 404),
     ],
 )

@@ -13,16 +13,22 @@ def test_a_consumer_killed_mid_message_leaves_the_delivery_scheduled_once(system
     stack.kill("delivery")
     try:
         with system.client() as client:
-            r = client.post("/api/deliveryrequests", json={**GUIDE_REQUEST, "ownerId": "owner-crash"})
+            r = client.post(
+                "/api/deliveryrequests", json={**GUIDE_REQUEST, "ownerId": "owner-crash"}
+            )
             assert r.status_code == 202
             delivery_id = r.json()["deliveryId"]
         with system.internal("dronescheduler") as scheduler:
             booked = eventually(
-                lambda: scheduler.get(f"/api/dronedeliveries/{delivery_id}").status_code == 200
-                and scheduler.get(f"/api/dronedeliveries/{delivery_id}").json(),
+                lambda: (
+                    scheduler.get(f"/api/dronedeliveries/{delivery_id}").status_code == 200
+                    and scheduler.get(f"/api/dronedeliveries/{delivery_id}").json()
+                ),
                 what="a drone booked while delivery is down",
             )
-            stack.signal("workflow", signal.SIGKILL)  # mid-message: the message is locked, unsettled
+            stack.signal(
+                "workflow", signal.SIGKILL
+            )  # mid-message: the message is locked, unsettled
             stack.processes["workflow"].wait(10)
     finally:
         stack.start("delivery")
@@ -32,8 +38,10 @@ def test_a_consumer_killed_mid_message_leaves_the_delivery_scheduled_once(system
 
     with system.client() as client:
         delivery = eventually(
-            lambda: client.get(f"/api/deliveries/{delivery_id}").status_code == 200
-            and client.get(f"/api/deliveries/{delivery_id}").json(),
+            lambda: (
+                client.get(f"/api/deliveries/{delivery_id}").status_code == 200
+                and client.get(f"/api/deliveries/{delivery_id}").json()
+            ),
             within=60,
             what="the redelivered message completed",
         )

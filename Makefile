@@ -1,0 +1,73 @@
+# Two commands matter: `make run` starts the system, `make test` passes the tests.
+# Everything else here is what those two are made of.
+
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+RUN := $(UV) run --frozen
+PORT ?= 8080
+FOOTING ?= embedded
+
+.DEFAULT_GOAL := help
+.PHONY: help setup run run-servers test lint test-unit test-contract test-e2e test-e2e-servers \
+        test-charts test-compose compose-up compose-down clean
+
+help:
+	@echo "make run            the whole system on this machine at http://127.0.0.1:$(PORT) (Ctrl-C stops it)"
+	@echo "make run-servers    the same on the local PostgreSQL, Redis and RabbitMQ"
+	@echo "make test           every test: lint, unit, contract, end-to-end, charts, compose"
+	@echo "make compose-up     docker compose up --build --wait (needs Docker)"
+
+# uv itself is pinned and kept in a folder of its own, so a fresh machine needs only Python.
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen
+	@touch $@
+
+setup: $(VENV)/.synced
+
+run: setup
+	$(VENV)/bin/python -m launcher --port $(PORT) --footing $(FOOTING)
+
+run-servers:
+	$(MAKE) run FOOTING=servers
+
+lint: setup
+	$(RUN) ruff check services tests
+	$(RUN) ruff format --check services tests
+	$(RUN) mypy
+
+test-unit: setup
+	$(RUN) pytest tests/unit -q
+
+test-contract: setup
+	$(RUN) pytest tests/contract -q
+
+test-e2e: setup
+	$(RUN) pytest tests/e2e -q
+
+test-e2e-servers: setup
+	E2E_FOOTING=servers $(RUN) pytest tests/e2e -q
+
+test-charts: setup
+	scripts/check-charts.sh
+	$(RUN) pytest tests/charts -q
+
+test-compose: setup
+	scripts/compose-test.sh
+
+test: lint test-unit test-contract test-e2e test-e2e-servers test-charts test-compose
+
+compose-up:
+	docker compose up --build --wait
+
+compose-down:
+	docker compose down
+
+clean:
+	rm -rf $(VENV) $(TOOLS) data build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,92 @@
+"""Workflow's consumer on the embedded queue: bounded concurrency, liveness, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from chassis.queue import OutgoingMessage, QueueOptions, ReceivedMessage, connect_message_queue
+from workflow.consumer import Consumer
+from workflow.service import Complete, Outcome
+
+
+async def _queue(tmp_path: Path, lock: float = 30.0):  # type: ignore[no-untyped-def]
+    return await connect_message_queue(
+        f"sqlite:///{tmp_path}/q.db?queue=t", QueueOptions(lock_seconds=lock, max_delivery_count=5)
+    )
+
+
+async def test_no_more_than_the_configured_number_of_messages_are_in_flight(tmp_path: Path) -> None:
+    queue = await _queue(tmp_path)
+    for i in range(12):
+        await queue.send(OutgoingMessage(f"m{i}", b"{}"))
+    in_flight, most, done = 0, 0, asyncio.Event()
+    finished: list[str] = []
+
+    async def handler(message: ReceivedMessage) -> Outcome:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await asyncio.sleep(0.05)
+        in_flight -= 1
+        finished.append(message.message_id)
+        if len(finished) == 12:
+            done.set()
+        return Complete()
+
+    consumer = Consumer(queue, handler, concurrency=3, lock_seconds=30)
+    running = asyncio.create_task(consumer.run())
+    await asyncio.wait_for(done.wait(), 20)
+    await consumer.stop(5)
+    running.cancel()
+    assert most == 3
+    assert sorted(finished) == sorted(f"m{i}" for i in range(12))
+    assert await queue.receive(wait_seconds=0.2) == []
+    await queue.close()
+
+
+async def test_a_consumer_stuck_on_its_messages_stops_making_progress(tmp_path: Path) -> None:
+    queue = await _queue(tmp_path)
+    await queue.send(OutgoingMessage("stuck", b"{}"))
+    started = asyncio.Event()
+
+    async def handler(message: ReceivedMessage) -> Outcome:
+        started.set()
+        await asyncio.Event().wait()  # never returns: a wedged downstream call
+        return Complete()
+
+    consumer = Consumer(queue, handler, concurrency=1, lock_seconds=30)
+    running = asyncio.create_task(consumer.run())
+    await asyncio.wait_for(started.wait(), 10)
+    await asyncio.sleep(0.6)
+    assert consumer.stalled_for() >= 0.5  # liveness compares this with its threshold
+    await consumer.stop(0.1)
+    running.cancel()
+    await queue.close()
+
+
+async def test_on_shutdown_unfinished_messages_are_abandoned_for_another_consumer(
+    tmp_path: Path,
+) -> None:
+    queue = await _queue(tmp_path)
+    await queue.send(OutgoingMessage("unfinished", b"{}"))
+    started = asyncio.Event()
+
+    async def slow(message: ReceivedMessage) -> Outcome:
+        started.set()
+        await asyncio.sleep(60)
+        return Complete()
+
+    consumer = Consumer(queue, slow, concurrency=1, lock_seconds=30)
+    running = asyncio.create_task(consumer.run())
+    await asyncio.wait_for(started.wait(), 10)
+    began = time.monotonic()
+    await consumer.stop(0.2)
+    running.cancel()
+    assert time.monotonic() - began < 5
+    # Abandoned, not left locked for 30 s: it is available again at once.
+    again = await queue.receive(wait_seconds=2)
+    assert [m.message_id for m in again] == ["unfinished"]
+    assert again[0].delivery_count == 2
+    await queue.close()
