@@ -1,0 +1,498 @@
+"""The peek-lock queue on RabbitMQ (3.10+): a quorum queue with a delivery limit.
+
+What maps to Service Bus, and how:
+- The lock is the unacked delivery: RabbitMQ holds it until the consumer settles it or its
+  channel closes, so there is no lock expiry to renew (`lock_seconds` is not used). The
+  broker-wide `consumer_timeout` (30 min by default) closes a channel that holds one longer.
+- Delivery count: the quorum queue counts returns (nack and channel close alike) in the
+  `x-delivery-count` header; our count is that plus one.
+- Max delivery count: RabbitMQ dead-letters a message when a return takes its count past
+  `x-delivery-limit`, so a limit of N - 1 allows N deliveries.
+- Dead letters: the queue dead-letters into a fanout exchange bound to NAME.deadletter,
+  at-least-once (3.10 supports it; it needs `x-overflow: reject-publish`).
+- No duplicate detection and no per-message delay: consumers must stay idempotent, and
+  `abandon(delay_seconds=...)` holds the message for the delay before releasing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+    FieldValue,
+)
+from aio_pika.exceptions import (
+    AMQPError,
+    AuthenticationError,
+    ChannelInvalidStateError,
+    ChannelPreconditionFailed,
+)
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_delay,
+    wait_exponential,
+)
+
+from chassis.queue import (
+    MAX_DELIVERY_EXCEEDED,
+    DeadLetter,
+    MessageLockLost,
+    OutgoingMessage,
+    QueueError,
+    QueueOptions,
+    ReceivedMessage,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_QUEUE = "deliveryrequests"
+CONNECT_RETRY_SECONDS = 60.0  # the broker takes ~10 s to accept work after a (re)start
+CONNECT_TIMEOUT_SECONDS = 10.0
+# Held abandons occupy a prefetch slot and must end well before consumer_timeout.
+MAX_ABANDON_HOLD_SECONDS = 300.0
+# replay_dead_letter holds what it scans unacked, in memory: bound it.
+REPLAY_SCAN_LIMIT = 10_000
+
+REASON_HEADER = "x-dead-letter-reason"
+DESCRIPTION_HEADER = "x-dead-letter-description"
+# Headers the broker or this adapter set; everything else is an application property.
+_BROKER_HEADERS = frozenset({"x-delivery-count", "x-death", REASON_HEADER, DESCRIPTION_HEADER})
+_BROKER_HEADER_PREFIXES = ("x-first-death-", "x-last-death-")
+
+
+@dataclass(frozen=True)
+class RabbitTarget:
+    """Where to connect and which queue to use, from amqp://user:pass@host/vhost?queue=NAME."""
+
+    amqp_url: str  # the URL without `queue`, other query options kept for aio-pika
+    queue: str
+
+    @property
+    def dead_letter_queue(self) -> str:
+        return f"{self.queue}.deadletter"
+
+    @property
+    def dead_letter_exchange(self) -> str:
+        return f"{self.queue}.dlx"
+
+    @property
+    def safe_address(self) -> str:
+        parts = urlsplit(self.amqp_url)
+        return f"{parts.hostname}:{parts.port or 5672} vhost {unquote(parts.path[1:]) or '/'}"
+
+    @classmethod
+    def parse(cls, url: str) -> RabbitTarget:
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        name = next((v for k, v in query if k == "queue"), "") or DEFAULT_QUEUE
+        rest = urlencode([(k, v) for k, v in query if k != "queue"])
+        return cls(amqp_url=urlunsplit(parts._replace(query=rest)), queue=name)
+
+
+def queue_arguments(options: QueueOptions, dead_letter_exchange: str) -> dict[str, FieldValue]:
+    if options.max_delivery_count < 1:
+        raise ValueError("max_delivery_count must be at least 1")
+    return {
+        "x-queue-type": "quorum",
+        # RabbitMQ dead-letters once returns exceed the limit: N - 1 returns, N deliveries.
+        "x-delivery-limit": options.max_delivery_count - 1,
+        "x-dead-letter-exchange": dead_letter_exchange,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",  # required by at-least-once; no length limit is set
+    }
+
+
+@dataclass(eq=False)
+class _Delivery:
+    owner: RabbitQueue
+    message: AbstractIncomingMessage
+    settled: bool = False
+
+
+def _channel_open(message: AbstractIncomingMessage) -> bool:
+    try:
+        return not message.channel.is_closed
+    except ChannelInvalidStateError:
+        return False
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _application_properties(headers: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        k: _text(v)
+        for k, v in headers.items()
+        if k not in _BROKER_HEADERS and not k.startswith(_BROKER_HEADER_PREFIXES)
+    }
+
+
+def _epoch(value: Any) -> float | None:
+    return value.timestamp() if isinstance(value, datetime) else None
+
+
+def _retryable(error: BaseException) -> bool:
+    if isinstance(error, AuthenticationError) or "ACCESS_REFUSED" in str(error):
+        return False  # wrong credentials do not get better by waiting
+    return isinstance(error, OSError | TimeoutError)  # AMQPConnectionError is an OSError
+
+
+class RabbitQueue:
+    def __init__(
+        self,
+        connection: AbstractRobustConnection,
+        publisher: AbstractRobustChannel,
+        dead_letter_exchange: AbstractExchange,
+        target: RabbitTarget,
+        options: QueueOptions,
+    ) -> None:
+        self._connection = connection
+        self._publisher = publisher  # confirms on; also the channel that declared everything
+        self._dead_letter_exchange = dead_letter_exchange
+        self._target = target
+        self._options = options
+        self._buffer: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        self._consumer: AbstractRobustChannel | None = None
+        self._consumer_lock = asyncio.Lock()
+        self._held: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    async def connect(cls, url: str, options: QueueOptions) -> RabbitQueue:
+        target = RabbitTarget.parse(url)
+        arguments = queue_arguments(options, target.dead_letter_exchange)
+        connection = await _connect_with_retry(target)
+        try:
+            publisher = await connection.channel(publisher_confirms=True, on_return_raises=True)
+            dead_letter_exchange = await _declare(publisher, target, arguments)
+        except BaseException:
+            await connection.close()
+            raise
+        return cls(connection, publisher, dead_letter_exchange, target, options)
+
+    # -- sending -----------------------------------------------------------------------
+
+    async def send(self, message: OutgoingMessage) -> None:
+        await self._publish(
+            self._publisher.default_exchange,
+            routing_key=self._target.queue,
+            message_id=message.message_id,
+            body=message.body,
+            headers=dict(message.properties),
+        )
+
+    async def _publish(
+        self,
+        exchange: AbstractExchange,
+        *,
+        routing_key: str,
+        message_id: str,
+        body: bytes,
+        headers: dict[str, FieldValue],
+    ) -> None:
+        outgoing = aio_pika.Message(
+            body,
+            message_id=message_id,
+            headers=headers,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            timestamp=datetime.now(UTC),
+        )
+        try:
+            # Confirms + mandatory: returns once stored, raises on a nack or when unroutable.
+            await exchange.publish(outgoing, routing_key=routing_key, mandatory=True)
+        except (AMQPError, ChannelInvalidStateError) as e:
+            raise QueueError(f"RabbitMQ did not take message {message_id}: {e!r}") from e
+
+    # -- receiving ---------------------------------------------------------------------
+
+    async def _ensure_consumer(self) -> None:
+        # Started on first receive, not at connect: a sender-only process must not
+        # take messages into a prefetch buffer it never reads.
+        async with self._consumer_lock:
+            if self._consumer is not None:
+                return
+            channel = await self._connection.channel(publisher_confirms=False)
+            # 0 means "no prefetch" to Service Bus but "no limit" to RabbitMQ: take 1.
+            await channel.set_qos(prefetch_count=max(self._options.prefetch, 1))
+            queue = await channel.declare_queue(
+                self._target.queue,
+                durable=True,
+                arguments=queue_arguments(self._options, self._target.dead_letter_exchange),
+            )
+            await queue.consume(self._on_message)
+            self._consumer = channel
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        self._buffer.put_nowait(message)
+
+    async def receive(
+        self, *, max_messages: int = 1, wait_seconds: float = 1.0
+    ) -> list[ReceivedMessage]:
+        await self._ensure_consumer()
+        received: list[ReceivedMessage] = []
+        deadline = asyncio.get_running_loop().time() + wait_seconds
+        while len(received) < max_messages:
+            try:
+                if received:  # after the first, take only what is already here
+                    message = self._buffer.get_nowait()
+                else:
+                    async with asyncio.timeout_at(deadline):
+                        message = await self._buffer.get()
+            except (asyncio.QueueEmpty, TimeoutError):
+                break
+            if not _channel_open(message):
+                continue  # its channel died (reconnect): the broker has requeued it
+            received.append(self._received(message))
+        return received
+
+    def _received(self, message: AbstractIncomingMessage) -> ReceivedMessage:
+        headers = message.headers or {}
+        returns = headers.get("x-delivery-count", 0)
+        return ReceivedMessage(
+            message_id=message.message_id or "",
+            body=message.body,
+            properties=_application_properties(headers),
+            delivery_count=(returns if isinstance(returns, int) else 0) + 1,
+            enqueued_at=_epoch(message.timestamp) or time.time(),
+            handle=_Delivery(self, message),
+        )
+
+    # -- settling ----------------------------------------------------------------------
+
+    def _live(self, message: ReceivedMessage) -> _Delivery:
+        delivery = message.handle
+        if (
+            not isinstance(delivery, _Delivery)
+            or delivery.owner is not self
+            or delivery.settled
+            or not _channel_open(delivery.message)
+        ):
+            raise MessageLockLost(message.message_id)
+        return delivery
+
+    def _settle(self, message: ReceivedMessage) -> AbstractIncomingMessage:
+        delivery = self._live(message)
+        delivery.settled = True  # before any await: a concurrent second settle must fail
+        return delivery.message
+
+    async def complete(self, message: ReceivedMessage) -> None:
+        incoming = self._settle(message)
+        try:
+            await incoming.ack()
+        except (AMQPError, ChannelInvalidStateError) as e:
+            raise MessageLockLost(message.message_id) from e
+
+    async def abandon(self, message: ReceivedMessage, *, delay_seconds: float = 0.0) -> None:
+        incoming = self._settle(message)
+        if delay_seconds > 0:
+            # No per-message delay without plugins: keep the lock for the delay, then release.
+            task = asyncio.create_task(
+                _release_later(incoming, min(delay_seconds, MAX_ABANDON_HOLD_SECONDS))
+            )
+            self._held.add(task)
+            task.add_done_callback(self._held.discard)
+            return
+        if not await _release(incoming):
+            raise MessageLockLost(message.message_id)
+
+    async def dead_letter(self, message: ReceivedMessage, *, reason: str, description: str) -> None:
+        incoming = self._settle(message)
+        # The copy is confirmed before the original is acked: a crash in between leaves a
+        # duplicate dead letter, never a lost message.
+        try:
+            await self._publish(
+                self._dead_letter_exchange,
+                routing_key=self._target.queue,
+                message_id=message.message_id,
+                body=message.body,
+                headers={
+                    **message.properties,
+                    REASON_HEADER: reason,
+                    DESCRIPTION_HEADER: description,
+                },
+            )
+        except QueueError:
+            await _release(incoming)  # not dead-lettered: let it be delivered again
+            raise
+        try:
+            await incoming.ack()
+        except (AMQPError, ChannelInvalidStateError) as e:
+            raise MessageLockLost(message.message_id) from e
+
+    async def renew_lock(self, message: ReceivedMessage) -> None:
+        self._live(message)  # held until settled or the channel closes: nothing to extend
+
+    # -- dead letters ------------------------------------------------------------------
+
+    async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
+        # Browse by basic.get without ack, then close the channel: a classic queue puts
+        # requeued messages back in their places. Concurrent readers miss what is held.
+        channel = await self._connection.channel(publisher_confirms=False)
+        try:
+            queue = await channel.get_queue(self._target.dead_letter_queue, ensure=False)
+            found: list[DeadLetter] = []
+            while len(found) < limit and (incoming := await _get(queue)) is not None:
+                found.append(self._dead_letter(incoming))
+            return found
+        finally:
+            await channel.close()
+
+    def _dead_letter(self, incoming: AbstractIncomingMessage) -> DeadLetter:
+        headers = incoming.headers or {}
+        sent_at = _epoch(incoming.timestamp) or 0.0
+        if REASON_HEADER in headers:  # dead-lettered by a consumer through this adapter
+            reason = _text(headers[REASON_HEADER])
+            description = _text(headers.get(DESCRIPTION_HEADER, ""))
+            at = sent_at  # the copy's timestamp is when it was dead-lettered
+        else:  # dead-lettered by the broker
+            death = _first_death(headers)
+            broker_reason = _text(headers.get("x-first-death-reason", death.get("reason", "")))
+            at = _epoch(death.get("time")) or sent_at
+            if broker_reason == "delivery_limit":
+                reason = MAX_DELIVERY_EXCEEDED
+                description = (
+                    f"delivered {self._options.max_delivery_count} times without being completed"
+                )
+            else:
+                reason = broker_reason or "unknown"
+                description = f"dead-lettered by RabbitMQ ({broker_reason})"
+        return DeadLetter(
+            message_id=incoming.message_id or "",
+            body=incoming.body,
+            properties=_application_properties(headers),
+            reason=reason,
+            description=description,
+            dead_lettered_at=at,
+        )
+
+    async def replay_dead_letter(self, message_id: str) -> bool:
+        channel = await self._connection.channel(publisher_confirms=False)
+        try:
+            queue = await channel.get_queue(self._target.dead_letter_queue, ensure=False)
+            for _ in range(REPLAY_SCAN_LIMIT):
+                incoming = await _get(queue)
+                if incoming is None:
+                    return False
+                if incoming.message_id != message_id:
+                    continue  # stays unacked; the channel close below puts it back
+                await self._publish(
+                    self._publisher.default_exchange,
+                    routing_key=self._target.queue,
+                    message_id=message_id,
+                    body=incoming.body,
+                    headers=dict(_application_properties(incoming.headers or {})),
+                )
+                await incoming.ack()
+                return True
+            return False
+        finally:
+            await channel.close()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        channel = await self._connection.channel(publisher_confirms=False)
+        try:
+            await channel.declare_queue(self._target.queue, passive=True)
+        finally:
+            await channel.close()
+
+    async def close(self) -> None:
+        # Nothing is settled: unacked messages go back to the queue, as for a dead consumer.
+        for task in tuple(self._held):
+            task.cancel()
+        await self._connection.close()
+
+    async def drop(self) -> None:
+        """Delete the queue, its dead-letter queue and exchange (tests clean up with it)."""
+        if self._consumer is not None:
+            await self._consumer.close()  # or the broker cancels it, loudly
+            self._consumer = None
+        channel = self._publisher
+        await channel.queue_delete(self._target.queue)
+        await channel.queue_delete(self._target.dead_letter_queue)
+        await channel.exchange_delete(self._target.dead_letter_exchange)
+
+
+async def _connect_with_retry(target: RabbitTarget) -> AbstractRobustConnection:
+    def log_retry(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        log.warning(
+            "RabbitMQ at %s not ready (%r); attempt %d failed, retrying in %.1f s",
+            target.safe_address,
+            error,
+            state.attempt_number,
+            wait,
+        )
+
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception(_retryable),
+        stop=stop_after_delay(CONNECT_RETRY_SECONDS),
+        wait=wait_exponential(multiplier=0.5, max=5.0),
+        before_sleep=log_retry,
+        reraise=True,
+    ):
+        with attempt:
+            return await aio_pika.connect_robust(target.amqp_url, timeout=CONNECT_TIMEOUT_SECONDS)
+    raise AssertionError("unreachable: tenacity re-raises the last error")
+
+
+async def _declare(
+    channel: AbstractRobustChannel, target: RabbitTarget, arguments: dict[str, FieldValue]
+) -> AbstractExchange:
+    try:
+        exchange = await channel.declare_exchange(
+            target.dead_letter_exchange, aio_pika.ExchangeType.FANOUT, durable=True
+        )
+        # Classic, not quorum: browsing requeues, and a classic queue keeps requeued
+        # messages in place without counting deliveries.
+        dead_letters = await channel.declare_queue(target.dead_letter_queue, durable=True)
+        await dead_letters.bind(exchange)
+        await channel.declare_queue(target.queue, durable=True, arguments=arguments)
+        return exchange
+    except ChannelPreconditionFailed as e:
+        raise QueueError(
+            f"queue {target.queue!r} exists with other settings ({e}); quorum queue arguments"
+            " cannot change: delete it or override them with a policy"
+        ) from e
+
+
+async def _get(queue: AbstractQueue) -> AbstractIncomingMessage | None:
+    return await queue.get(no_ack=False, fail=False)
+
+
+def _first_death(headers: Mapping[str, Any]) -> Mapping[str, Any]:
+    deaths = headers.get("x-death")
+    if isinstance(deaths, list) and deaths and isinstance(deaths[-1], Mapping):
+        return deaths[-1]  # x-death lists the most recent first
+    return {}
+
+
+async def _release(incoming: AbstractIncomingMessage) -> bool:
+    """Requeue; False if the channel had closed (which requeued it already)."""
+    try:
+        await incoming.nack(requeue=True)
+    except (AMQPError, ChannelInvalidStateError):
+        return False
+    return True
+
+
+async def _release_later(incoming: AbstractIncomingMessage, delay: float) -> None:
+    await asyncio.sleep(delay)
+    await _release(incoming)
