@@ -14,6 +14,7 @@ import math
 import re
 from dataclasses import dataclass
 
+EARTH_RADIUS_MILES = 3958.8
 _COORDINATES = re.compile(
     r"^\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*(?:,\s*(-?\d+(?:\.\d+)?)\s*)?$"
 )
@@ -44,11 +45,19 @@ def resolve(text: str, area: ServiceArea) -> dict[str, float]:
     digest = hashlib.sha256(text.strip().lower().encode()).digest()
     # Uniform over the disc: sqrt on the radius fraction, an angle from the other bytes.
     r = area.radius_miles * math.sqrt(int.from_bytes(digest[:8], "big") / 2**64)
-    theta = 2 * math.pi * int.from_bytes(digest[8:16], "big") / 2**64
-    dlat = r * math.cos(theta) / 69.0
-    dlon = r * math.sin(theta) / (69.0 * max(math.cos(math.radians(area.latitude)), 0.01))
+    bearing = 2 * math.pi * int.from_bytes(digest[8:16], "big") / 2**64
+    # The point r miles away on that bearing, on the sphere the scheduler measures with.
+    delta = r / EARTH_RADIUS_MILES
+    lat1, lon1 = math.radians(area.latitude), math.radians(area.longitude)
+    lat2 = math.asin(
+        math.sin(lat1) * math.cos(delta) + math.cos(lat1) * math.sin(delta) * math.cos(bearing)
+    )
+    lon2 = lon1 + math.atan2(
+        math.sin(bearing) * math.sin(delta) * math.cos(lat1),
+        math.cos(delta) - math.sin(lat1) * math.sin(lat2),
+    )
     return {
         "altitude": 0.0,
-        "latitude": round(area.latitude + dlat, 6),
-        "longitude": round(area.longitude + dlon, 6),
+        "latitude": round(math.degrees(lat2), 6),
+        "longitude": round((math.degrees(lon2) + 540) % 360 - 180, 6),
     }

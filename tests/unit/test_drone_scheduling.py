@@ -1,0 +1,436 @@
+"""The drone scheduler's rules: distances, trip plans, windows that never overlap, choosing
+a drone, the fleet's bases, and the JSON a drone is stored as."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from dronescheduler.models import (
+    CRUISE_MPH,
+    EARTH_RADIUS_MILES,
+    EQUALLY_GOOD,
+    EXPEDITED_MPH,
+    LOADING,
+    Drone,
+    Location,
+    TripRequest,
+    Window,
+    best_drone,
+    drone_id,
+    fleet_homes,
+    miles_between,
+)
+
+NOW = datetime(2024, 5, 8, 12, 0, tzinfo=UTC)
+# Along a meridian the great-circle distance is the earth's radius times the angle.
+MILES_PER_DEGREE = EARTH_RADIUS_MILES * math.pi / 180
+SEATTLE = Location(47.6062, -122.3321)
+PORTLAND = Location(45.5152, -122.6784)
+HOME = Location(47.0, -122.0)
+
+
+def north_of(place: Location, miles: float) -> Location:
+    return Location(place.latitude + miles / MILES_PER_DEGREE, place.longitude)
+
+
+def trip(
+    pickup: Location,
+    dropoff: Location,
+    *,
+    delivery_id: str = "d1",
+    expedited: bool = False,
+    earliest_pickup: datetime | None = None,
+) -> TripRequest:
+    return TripRequest(
+        delivery_id=delivery_id,
+        pickup=pickup,
+        dropoff=dropoff,
+        expedited=expedited,
+        earliest_pickup=earliest_pickup,
+        requested_at=NOW,
+    )
+
+
+def idle_drone(at: Location = HOME, name: str = "drone-001") -> Drone:
+    return Drone(name, at, at)
+
+
+def minutes(delta: timedelta) -> float:
+    return delta.total_seconds() / 60
+
+
+def window(
+    delivery_id: str, departure: datetime, delivery_eta: datetime, dropoff: Location
+) -> Window:
+    return Window(
+        delivery_id=delivery_id,
+        requested_at=NOW - timedelta(hours=3),
+        departure=departure,
+        departure_location=HOME,
+        pickup_eta=departure + (delivery_eta - departure) / 2,
+        delivery_eta=delivery_eta,
+        dropoff=dropoff,
+        miles=5.0,
+    )
+
+
+# --- distances -------------------------------------------------------------------------
+
+
+def test_seattle_to_portland_is_about_145_miles_as_the_drone_flies() -> None:
+    assert miles_between(SEATTLE, PORTLAND) == pytest.approx(145.4, abs=0.5)
+
+
+def test_one_degree_of_longitude_on_the_equator_is_about_69_miles() -> None:
+    assert miles_between(Location(0, 0), Location(0, 1)) == pytest.approx(69.09, abs=0.01)
+
+
+def test_the_antipode_is_half_way_round_the_earth() -> None:
+    assert miles_between(Location(0, 0), Location(0, 180)) == pytest.approx(
+        math.pi * EARTH_RADIUS_MILES, rel=1e-9
+    )
+
+
+def test_a_place_is_zero_miles_from_itself() -> None:
+    assert miles_between(SEATTLE, SEATTLE) == 0.0
+
+
+def test_distance_is_the_same_both_ways() -> None:
+    places = [SEATTLE, PORTLAND, HOME, Location(-33.9, 151.2), Location(51.5, -0.1)]
+    for a in places:
+        for b in places:
+            assert miles_between(a, b) == pytest.approx(miles_between(b, a), abs=1e-9)
+
+
+def test_altitude_does_not_change_the_ground_distance() -> None:
+    high = Location(PORTLAND.latitude, PORTLAND.longitude, 400.0)
+    assert miles_between(SEATTLE, high) == miles_between(SEATTLE, PORTLAND)
+
+
+# --- one trip --------------------------------------------------------------------------
+
+
+def test_an_idle_drone_departs_now_and_flies_at_cruise_speed() -> None:
+    pickup = north_of(HOME, 10)
+    dropoff = north_of(pickup, 20)
+    w = idle_drone().plan(trip(pickup, dropoff), NOW)
+    assert w.departure == NOW
+    assert w.departure_location == HOME
+    # 10 miles at 40 mph, then loading, then 20 miles at 40 mph.
+    assert minutes(w.pickup_eta - NOW) == pytest.approx(15.0, abs=1e-6)
+    assert minutes(w.delivery_eta - NOW) == pytest.approx(15.0 + 2.0 + 30.0, abs=1e-6)
+    assert w.miles == pytest.approx(30.0, abs=1e-6)
+    assert w.dropoff == dropoff
+    assert w.hours == pytest.approx(47 / 60, abs=1e-9)
+
+
+def test_an_expedited_trip_flies_faster() -> None:
+    pickup = north_of(HOME, 10)
+    dropoff = north_of(pickup, 20)
+    normal = idle_drone().plan(trip(pickup, dropoff), NOW)
+    fast = idle_drone().plan(trip(pickup, dropoff, expedited=True), NOW)
+    assert minutes(fast.pickup_eta - NOW) == pytest.approx(10 / EXPEDITED_MPH * 60, abs=1e-6)
+    assert minutes(fast.delivery_eta - NOW) == pytest.approx(30 / EXPEDITED_MPH * 60 + 2, abs=1e-6)
+    assert fast.delivery_eta < normal.delivery_eta
+    assert fast.miles == pytest.approx(normal.miles)
+    assert EXPEDITED_MPH > CRUISE_MPH
+
+
+def test_loading_takes_two_minutes_even_when_nothing_is_flown() -> None:
+    w = idle_drone().plan(trip(HOME, HOME), NOW)
+    assert w.pickup_eta == NOW
+    assert w.delivery_eta - w.pickup_eta == LOADING == timedelta(minutes=2)
+    assert w.miles == 0.0
+
+
+def test_a_busy_drone_departs_from_its_last_dropoff_when_it_is_free() -> None:
+    busy_until = NOW + timedelta(hours=1)
+    last_dropoff = north_of(HOME, 3)
+    drone = Drone("drone-001", HOME, HOME, (window("earlier", NOW, busy_until, last_dropoff),))
+    pickup = north_of(last_dropoff, 4)
+    w = drone.plan(trip(pickup, north_of(pickup, 4)), NOW)
+    assert w.departure == busy_until
+    assert w.departure_location == last_dropoff
+    assert minutes(w.pickup_eta - busy_until) == pytest.approx(6.0, abs=1e-6)
+
+
+def test_a_drone_whose_last_trip_is_over_departs_now() -> None:
+    over = NOW - timedelta(minutes=5)
+    drone = Drone(
+        "drone-001", HOME, HOME, (window("earlier", NOW - timedelta(hours=1), over, HOME),)
+    )
+    assert drone.plan(trip(north_of(HOME, 1), north_of(HOME, 2)), NOW).departure == NOW
+
+
+def test_the_drone_leaves_just_in_time_for_a_later_pickup() -> None:
+    pickup_time = NOW + timedelta(hours=2)
+    pickup = north_of(HOME, 10)
+    w = idle_drone().plan(trip(pickup, north_of(pickup, 5), earliest_pickup=pickup_time), NOW)
+    assert w.departure == pickup_time - timedelta(minutes=15)
+    assert w.pickup_eta == pickup_time
+
+
+def test_a_pickup_time_in_the_past_does_not_delay_departure() -> None:
+    pickup = north_of(HOME, 10)
+    w = idle_drone().plan(
+        trip(pickup, north_of(pickup, 5), earliest_pickup=NOW - timedelta(days=1)), NOW
+    )
+    assert w.departure == NOW
+
+
+def test_a_pickup_time_before_the_drone_is_free_waits_for_the_drone() -> None:
+    busy_until = NOW + timedelta(hours=1)
+    drone = Drone("drone-001", HOME, HOME, (window("earlier", NOW, busy_until, HOME),))
+    pickup = north_of(HOME, 10)
+    w = drone.plan(
+        trip(pickup, north_of(pickup, 5), earliest_pickup=NOW + timedelta(minutes=30)), NOW
+    )
+    assert w.departure == busy_until
+    assert w.pickup_eta == busy_until + timedelta(minutes=15)
+
+
+def test_etas_are_in_order_for_any_trip() -> None:
+    rng = random.Random(7)
+    for _ in range(200):
+        here = Location(rng.uniform(47, 48), rng.uniform(-123, -122))
+        pickup = Location(rng.uniform(47, 48), rng.uniform(-123, -122))
+        dropoff = Location(rng.uniform(47, 48), rng.uniform(-123, -122))
+        later = NOW + timedelta(minutes=rng.uniform(-60, 180))
+        w = idle_drone(here).plan(
+            trip(pickup, dropoff, expedited=rng.random() < 0.5, earliest_pickup=later), NOW
+        )
+        assert NOW <= w.departure <= w.pickup_eta < w.delivery_eta
+        assert w.delivery_eta - w.pickup_eta >= LOADING
+        assert w.pickup_eta >= later  # never early for the pickup
+        if w.departure > NOW:  # it waited: then it arrives just as the pickup is ready
+            assert w.pickup_eta == later
+
+
+# --- a schedule of windows -------------------------------------------------------------
+
+
+def test_windows_are_appended_one_after_another_without_overlap() -> None:
+    drone = idle_drone()
+    rng = random.Random(3)
+    for i in range(8):
+        pickup = north_of(HOME, rng.uniform(0, 5))
+        t = trip(pickup, north_of(pickup, rng.uniform(0, 5)), delivery_id=f"d{i}")
+        drone = drone.with_window(drone.plan(t, NOW), NOW)
+    assert [w.delivery_id for w in drone.schedule] == [f"d{i}" for i in range(8)]
+    for before, after in zip(drone.schedule, drone.schedule[1:], strict=False):
+        assert after.departure >= before.delivery_eta
+        assert after.departure_location == before.dropoff
+
+
+def test_a_window_overlapping_the_last_one_is_refused() -> None:
+    drone = idle_drone()
+    first = drone.plan(trip(HOME, north_of(HOME, 10), delivery_id="a"), NOW)
+    drone = drone.with_window(first, NOW)
+    # Planned against the idle drone, so it departs before the first window ends.
+    clash = idle_drone().plan(trip(HOME, north_of(HOME, 1), delivery_id="b"), NOW)
+    assert clash.departure < first.delivery_eta
+    with pytest.raises(AssertionError):
+        drone.with_window(clash, NOW)
+
+
+def test_adding_a_window_drops_the_finished_ones() -> None:
+    done_at = north_of(HOME, 2)
+    drone = Drone(
+        "drone-001",
+        HOME,
+        HOME,
+        (window("old", NOW - timedelta(hours=2), NOW - timedelta(hours=1), done_at),),
+    )
+    new = drone.plan(trip(done_at, north_of(done_at, 1), delivery_id="new"), NOW)
+    after = drone.with_window(new, NOW)
+    assert [w.delivery_id for w in after.schedule] == ["new"]
+    assert after.last_location == done_at
+
+
+def test_without_frees_the_window() -> None:
+    drone = idle_drone()
+    for name in ("a", "b", "c"):
+        drone = drone.with_window(
+            drone.plan(trip(HOME, north_of(HOME, 5), delivery_id=name), NOW), NOW
+        )
+    freed = drone.without("c", NOW)
+    assert [w.delivery_id for w in freed.schedule] == ["a", "b"]
+    assert freed.window_for("c") is None
+    assert freed.window_for("b") == drone.window_for("b")
+    # The drone is free again as soon as "b" is dropped off.
+    assert freed.free_from(NOW)[0] == drone.window_for("b").delivery_eta  # type: ignore[union-attr]
+
+
+def test_without_the_only_window_makes_the_drone_free_now() -> None:
+    drone = idle_drone()
+    drone = drone.with_window(drone.plan(trip(HOME, north_of(HOME, 5)), NOW), NOW)
+    assert drone.free_from(NOW)[0] > NOW
+    assert drone.without("d1", NOW).free_from(NOW) == (NOW, HOME)
+
+
+def test_without_an_unknown_delivery_changes_nothing() -> None:
+    drone = idle_drone()
+    drone = drone.with_window(drone.plan(trip(HOME, north_of(HOME, 5)), NOW), NOW)
+    assert drone.without("someone-else", NOW) == drone
+
+
+def test_pruning_moves_the_drone_to_its_last_finished_dropoff() -> None:
+    a, b, c = north_of(HOME, 1), north_of(HOME, 2), north_of(HOME, 3)
+    drone = Drone(
+        "drone-001",
+        HOME,
+        HOME,
+        (
+            window("w1", NOW - timedelta(hours=3), NOW - timedelta(hours=2), a),
+            window("w2", NOW - timedelta(hours=2), NOW, b),  # ends exactly now: finished
+            window("w3", NOW, NOW + timedelta(hours=1), c),
+        ),
+    )
+    pruned = drone.pruned(NOW)
+    assert pruned.last_location == b
+    assert [w.delivery_id for w in pruned.schedule] == ["w3"]
+    assert pruned.home == HOME
+
+
+def test_pruning_with_nothing_finished_leaves_the_drone_as_it_is() -> None:
+    drone = Drone("drone-001", HOME, HOME, (window("w", NOW, NOW + timedelta(hours=1), SEATTLE),))
+    assert drone.pruned(NOW) is drone
+    assert drone.pruned(NOW + timedelta(hours=1)).schedule == ()
+    assert drone.pruned(NOW + timedelta(hours=1)).last_location == SEATTLE
+
+
+# --- choosing a drone ------------------------------------------------------------------
+
+
+def test_the_drone_that_drops_off_soonest_is_chosen() -> None:
+    pickup = north_of(HOME, 10)
+    fleet = [
+        idle_drone(north_of(HOME, 0), "far"),
+        idle_drone(north_of(HOME, 9), "near"),
+        idle_drone(north_of(HOME, 30), "beyond"),
+    ]
+    t = trip(pickup, north_of(pickup, 5))
+    for seed in range(20):
+        drone, w = best_drone(fleet, t, NOW, random.Random(seed))
+        assert drone.id == "near"
+        assert w == drone.plan(t, NOW)
+
+
+def test_a_nearby_busy_drone_loses_to_a_free_one_further_away() -> None:
+    pickup = north_of(HOME, 10)
+    busy = Drone("busy", pickup, pickup, (window("x", NOW, NOW + timedelta(hours=1), pickup),))
+    free = idle_drone(north_of(HOME, 5), "free")
+    drone, _ = best_drone([busy, free], trip(pickup, north_of(pickup, 1)), NOW, random.Random(0))
+    assert drone.id == "free"
+
+
+def test_only_equally_good_drones_are_chosen_among() -> None:
+    pickup = north_of(HOME, 10)
+    at_pickup_1 = idle_drone(pickup, "a")
+    at_pickup_2 = idle_drone(pickup, "b")
+    # 0.3 miles away: 27 s later, within the margin; 1.5 miles: 135 s later, outside it.
+    close = idle_drone(north_of(pickup, -0.3), "close")
+    too_far = idle_drone(north_of(pickup, -1.5), "too-far")
+    fleet = [too_far, close, at_pickup_2, at_pickup_1]
+    t = trip(pickup, north_of(pickup, 2))
+    best = at_pickup_1.plan(t, NOW).delivery_eta
+    assert close.plan(t, NOW).delivery_eta - best <= EQUALLY_GOOD
+    assert too_far.plan(t, NOW).delivery_eta - best > EQUALLY_GOOD
+    chosen = {best_drone(fleet, t, NOW, random.Random(seed))[0].id for seed in range(200)}
+    assert chosen == {"a", "b", "close"}
+
+
+def test_the_choice_is_reproducible_with_the_same_seed() -> None:
+    pickup = north_of(HOME, 10)
+    fleet = [idle_drone(pickup, f"drone-{i}") for i in range(10)]
+    t = trip(pickup, north_of(pickup, 2))
+    first = [best_drone(fleet, t, NOW, random.Random(seed))[0].id for seed in range(30)]
+    again = [best_drone(fleet, t, NOW, random.Random(seed))[0].id for seed in range(30)]
+    assert first == again
+    assert len(set(first)) > 1  # ties really are spread
+
+
+# --- the fleet -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [1, 4, 9, 16, 25, 100])
+def test_a_square_fleet_is_centred_on_the_base(size: int) -> None:
+    homes = fleet_homes(size, SEATTLE)
+    assert len(homes) == size
+    assert len(set(homes)) == size
+    assert sum(h.latitude for h in homes) / size == pytest.approx(SEATTLE.latitude, abs=1e-6)
+    assert sum(h.longitude for h in homes) / size == pytest.approx(SEATTLE.longitude, abs=1e-6)
+
+
+def test_a_single_drone_lives_at_the_base() -> None:
+    assert fleet_homes(1, SEATTLE) == [Location(SEATTLE.latitude, SEATTLE.longitude, 0.0)]
+
+
+@pytest.mark.parametrize("size", [2, 5, 10, 20])
+def test_any_fleet_has_its_size_and_stays_around_the_base(size: int) -> None:
+    homes = fleet_homes(size, SEATTLE, spacing_miles=1.0)
+    assert len(homes) == size
+    assert len(set(homes)) == size
+    side = math.ceil(math.sqrt(size))
+    # No base is further than the corner of the square grid.
+    corner = (side - 1) / 2 * math.sqrt(2) * 1.0
+    assert max(miles_between(SEATTLE, h) for h in homes) <= corner * 1.01
+
+
+def test_neighbouring_bases_are_the_spacing_apart() -> None:
+    homes = fleet_homes(9, SEATTLE, spacing_miles=2.0)
+    # Row-major on a 3x3 grid: 0-1 are east-west neighbours, 0-3 north-south.
+    assert miles_between(homes[0], homes[1]) == pytest.approx(2.0, rel=0.01)
+    assert miles_between(homes[0], homes[3]) == pytest.approx(2.0, rel=0.01)
+
+
+def test_drone_ids_are_numbered_from_one() -> None:
+    assert [drone_id(i) for i in (0, 9, 99)] == ["drone-001", "drone-010", "drone-100"]
+
+
+# --- stored as JSON --------------------------------------------------------------------
+
+
+def test_a_window_survives_a_json_round_trip() -> None:
+    w = idle_drone().plan(trip(north_of(HOME, 3), north_of(HOME, 9), expedited=True), NOW)
+    text = json.dumps(w.to_json())
+    back = Window.from_json(json.loads(text))
+    assert back == w
+    assert back.departure.tzinfo is not None
+
+
+def test_a_drone_with_a_schedule_survives_a_json_round_trip() -> None:
+    drone = Drone("drone-007", SEATTLE, north_of(SEATTLE, 1))
+    for name in ("a", "b"):
+        drone = drone.with_window(
+            drone.plan(trip(north_of(SEATTLE, 2), north_of(SEATTLE, 4), delivery_id=name), NOW), NOW
+        )
+    back = Drone.from_json(json.loads(json.dumps(drone.to_json())))
+    assert back == drone
+    assert len(back.schedule) == 2
+
+
+def test_the_stored_shape_uses_the_api_field_names() -> None:
+    w = idle_drone().plan(trip(HOME, north_of(HOME, 1)), NOW)
+    assert set(w.to_json()) == {
+        "deliveryId",
+        "requestedAt",
+        "departure",
+        "departureLocation",
+        "pickupETA",
+        "deliveryETA",
+        "dropoff",
+        "miles",
+    }
+    assert set(idle_drone().to_json()) == {"id", "home", "lastLocation", "schedule"}
+
+
+def test_a_location_without_altitude_reads_as_ground_level() -> None:
+    assert Location.from_json({"latitude": "47.5", "longitude": -122}) == Location(
+        47.5, -122.0, 0.0
+    )

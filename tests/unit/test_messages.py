@@ -1,0 +1,265 @@
+"""The public request bodies (ingestion's schemas) and the queue messages built from them."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from contracts.messages import (
+    MESSAGE_TYPES,
+    CancelRequested,
+    DeliveryRequested,
+    Operation,
+    RescheduleRequested,
+)
+from contracts.vocabulary import ConfirmationType, PackageSize
+from ingestion.schemas import DeliveryRequest, RescheduleRequest
+
+# The body from the original reference implementation's guide, byte for byte.
+GUIDE_BODY: dict[str, Any] = {
+    "confirmationRequired": "None",
+    "deadline": "",
+    "dropOffLocation": "drop off",
+    "expedited": True,
+    "ownerId": "myowner",
+    "packageInfo": {"packageId": "mypackage", "size": "Small", "tag": "mytag", "weight": 10},
+    "pickupLocation": "my pickup",
+    "pickupTime": "2019-05-08T20:00:00.000Z",
+}
+REQUESTED_AT = datetime(2024, 5, 8, 12, 0, tzinfo=UTC)
+
+
+def guide_body(**changes: Any) -> dict[str, Any]:
+    body = copy.deepcopy(GUIDE_BODY)
+    body.update(changes)
+    return body
+
+
+def with_package(**changes: Any) -> dict[str, Any]:
+    body = guide_body()
+    body["packageInfo"].update(changes)
+    return body
+
+
+def rejected_fields(model: type[Any], body: Any) -> set[tuple[str | int, ...]]:
+    """The fields named by the validation errors (without pydantic's union-branch tags)."""
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate(body)
+    return {
+        tuple(part for part in e["loc"] if isinstance(part, int) or part.isidentifier())
+        for e in caught.value.errors()
+    }
+
+
+# --- the public body -------------------------------------------------------------------
+
+
+def test_the_guide_s_body_is_accepted_as_it_is() -> None:
+    request = DeliveryRequest.model_validate(GUIDE_BODY)
+    assert request.ownerId == "myowner"
+    assert request.pickupTime == datetime(2019, 5, 8, 20, 0, tzinfo=UTC)
+    assert request.deadline == ""
+    assert request.expedited is True
+    assert request.confirmationRequired is ConfirmationType.NONE
+    assert request.packageInfo.size is PackageSize.SMALL
+    assert request.packageInfo.weight == 10.0
+    assert request.packageInfo.tag == "mytag"
+
+
+def test_the_guide_s_body_is_the_documented_example() -> None:
+    example = DeliveryRequest.model_json_schema()["example"]
+    assert example == GUIDE_BODY
+
+
+def test_optional_fields_have_the_original_defaults() -> None:
+    body = guide_body()
+    for optional in ("deadline", "expedited", "confirmationRequired"):
+        del body[optional]
+    del body["packageInfo"]["tag"]
+    request = DeliveryRequest.model_validate(body)
+    assert (request.deadline, request.expedited, request.confirmationRequired) == (
+        "",
+        False,
+        ConfirmationType.NONE,
+    )
+    assert request.packageInfo.tag == ""
+
+
+def test_a_deadline_may_be_a_date_time() -> None:
+    request = DeliveryRequest.model_validate(guide_body(deadline="2019-05-09T20:00:00Z"))
+    assert request.deadline == datetime(2019, 5, 9, 20, 0, tzinfo=UTC)
+
+
+def test_a_time_without_an_offset_is_read_as_utc() -> None:
+    # The drone scheduler compares times with an aware "now": a naive one must never get in.
+    request = DeliveryRequest.model_validate(
+        guide_body(pickupTime="2019-05-08T20:00:00", deadline="2019-05-09T20:00:00")
+    )
+    assert request.pickupTime == datetime(2019, 5, 8, 20, 0, tzinfo=UTC)
+    assert request.deadline == datetime(2019, 5, 9, 20, 0, tzinfo=UTC)
+
+
+def test_a_time_keeps_its_offset() -> None:
+    request = DeliveryRequest.model_validate(guide_body(pickupTime="2019-05-08T13:00:00-07:00"))
+    assert request.pickupTime == datetime(2019, 5, 8, 20, 0, tzinfo=UTC)
+    assert request.pickupTime.utcoffset() == timedelta(hours=-7)
+
+
+NO_OWNER = {k: v for k, v in GUIDE_BODY.items() if k != "ownerId"}
+
+
+# fmt: off
+BAD_FIELDS = [
+    pytest.param(NO_OWNER, ("ownerId",), id="missing ownerId"),
+    pytest.param(guide_body(ownerId=""), ("ownerId",), id="empty ownerId"),
+    pytest.param(guide_body(pickupLocation=""), ("pickupLocation",), id="empty pickupLocation"),
+    pytest.param(with_package(size="Huge"), ("packageInfo", "size"), id="size Huge"),
+    pytest.param(with_package(weight=-1), ("packageInfo", "weight"), id="weight -1"),
+    pytest.param(with_package(weight=0), ("packageInfo", "weight"), id="weight 0"),
+    pytest.param(with_package(weight=1001), ("packageInfo", "weight"), id="weight over 1000"),
+    pytest.param(guide_body(pickupTime="yesterday"), ("pickupTime",), id="pickupTime yesterday"),
+    pytest.param(guide_body(pickupTime=1557345600), ("pickupTime",), id="pickupTime as epoch seconds"),
+    pytest.param(guide_body(deadline="tomorrow"), ("deadline",), id="deadline tomorrow"),
+    pytest.param(with_package(packageId="my/package"), ("packageInfo", "packageId"), id="packageId with a slash"),
+    pytest.param(with_package(packageId="x" * 129), ("packageInfo", "packageId"), id="packageId too long"),
+    pytest.param(guide_body(confirmationRequired="Signature"), ("confirmationRequired",), id="unknown confirmation"),
+    pytest.param(guide_body(expedited="yes"), ("expedited",), id="expedited yes"),
+    pytest.param(guide_body(expedited=1), ("expedited",), id="expedited 1"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("body", "field"), BAD_FIELDS)
+def test_a_bad_field_is_rejected_by_name(body: dict[str, Any], field: tuple[str, ...]) -> None:
+    assert rejected_fields(DeliveryRequest, body) == {field}
+
+
+def test_every_bad_field_is_named_at_once() -> None:
+    body = with_package(size="Huge", weight=-1)
+    body.update(pickupTime="yesterday", deadline="tomorrow")
+    del body["ownerId"]
+    assert rejected_fields(DeliveryRequest, body) == {
+        ("ownerId",),
+        ("pickupTime",),
+        ("deadline",),
+        ("packageInfo", "size"),
+        ("packageInfo", "weight"),
+    }
+
+
+@pytest.mark.parametrize("package_id", [".", ".."])
+def test_a_package_id_that_is_a_dot_segment_is_rejected(package_id: str) -> None:
+    assert rejected_fields(DeliveryRequest, with_package(packageId=package_id)) == {
+        ("packageInfo", "packageId")
+    }
+
+
+def test_a_reschedule_may_change_only_some_of_its_fields() -> None:
+    only_drop_off = RescheduleRequest.model_validate({"dropOffLocation": "new drop off"})
+    assert only_drop_off.model_dump(exclude_unset=True) == {"dropOffLocation": "new drop off"}
+    assert only_drop_off.pickupLocation is None
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"deadline": "tomorrow"}, ("deadline",)),
+        ({"pickupTime": "yesterday"}, ("pickupTime",)),
+        ({"pickupLocation": ""}, ("pickupLocation",)),
+        ({"pickupLocation": "here", "packageInfo": {}}, ("packageInfo",)),
+    ],
+)
+def test_a_bad_reschedule_field_is_rejected_by_name(
+    body: dict[str, Any], field: tuple[str, ...]
+) -> None:
+    assert rejected_fields(RescheduleRequest, body) == {field}
+
+
+def test_a_reschedule_keeps_each_field_it_was_given() -> None:
+    request = RescheduleRequest.model_validate(
+        {
+            "pickupLocation": "47.6,-122.3",
+            "dropOffLocation": "new drop off",
+            "pickupTime": "2019-05-09T08:00:00Z",
+            "deadline": "",
+        }
+    )
+    assert request.pickupLocation == "47.6,-122.3"
+    assert request.dropOffLocation == "new drop off"
+    assert request.pickupTime == datetime(2019, 5, 9, 8, 0, tzinfo=UTC)
+    assert request.deadline == ""
+
+
+# --- the queue messages ----------------------------------------------------------------
+
+
+def test_a_delivery_message_is_the_public_body_plus_its_id_and_time() -> None:
+    request = DeliveryRequest.model_validate(GUIDE_BODY)
+    message = DeliveryRequested(deliveryId="d-1", requestedAt=REQUESTED_AT, **request.model_dump())
+    back = DeliveryRequested.model_validate_json(message.model_dump_json())
+    assert back == message
+    assert back.packageInfo.packageId == "mypackage"
+    assert back.pickupTime == datetime(2019, 5, 8, 20, 0, tzinfo=UTC)
+    assert back.requestedAt == REQUESTED_AT
+
+
+def test_a_delivery_message_needs_its_id_and_time() -> None:
+    body = {**GUIDE_BODY, "deliveryId": "d/1"}
+    assert rejected_fields(DeliveryRequested, body) == {("deliveryId",), ("requestedAt",)}
+
+
+def test_a_reschedule_message_carries_only_what_changed() -> None:
+    message = RescheduleRequested(
+        deliveryId="d-1", requestedAt=REQUESTED_AT, pickupTime="2019-05-09T08:00:00Z"
+    )
+    text = message.model_dump_json(exclude_unset=True)
+    back = RescheduleRequested.model_validate_json(text)
+    assert back.pickupTime == datetime(2019, 5, 9, 8, 0, tzinfo=UTC)
+    assert (back.pickupLocation, back.dropOffLocation, back.deadline) == (None, None, None)
+    assert set(back.model_dump(exclude_unset=True)) == {"deliveryId", "requestedAt", "pickupTime"}
+
+
+def test_a_reschedule_message_with_only_an_id_and_time_is_valid() -> None:
+    back = RescheduleRequested.model_validate(
+        {"deliveryId": "d-1", "requestedAt": REQUESTED_AT.isoformat()}
+    )
+    assert back.model_dump(exclude_unset=True) == {"deliveryId": "d-1", "requestedAt": REQUESTED_AT}
+
+
+def test_a_reschedule_message_refuses_an_empty_location() -> None:
+    body = {"deliveryId": "d-1", "requestedAt": REQUESTED_AT.isoformat(), "dropOffLocation": ""}
+    assert rejected_fields(RescheduleRequested, body) == {("dropOffLocation",)}
+
+
+def test_a_cancel_message_is_an_id_and_a_time() -> None:
+    message = CancelRequested.model_validate(
+        {"deliveryId": "d-1", "requestedAt": "2024-05-08T12:00:00Z"}
+    )
+    assert message.requestedAt == REQUESTED_AT
+    assert rejected_fields(CancelRequested, {"deliveryId": "d-1"}) == {("requestedAt",)}
+
+
+def test_unknown_fields_from_a_newer_sender_are_ignored() -> None:
+    message = CancelRequested.model_validate(
+        {"deliveryId": "d-1", "requestedAt": REQUESTED_AT.isoformat(), "reason": "changed mind"}
+    )
+    assert message.model_dump() == {"deliveryId": "d-1", "requestedAt": REQUESTED_AT}
+
+
+def test_messages_cannot_be_changed_once_made() -> None:
+    message = CancelRequested(deliveryId="d-1", requestedAt=REQUESTED_AT)
+    with pytest.raises(ValidationError):
+        message.deliveryId = "d-2"  # type: ignore[misc]
+
+
+def test_each_operation_has_its_message_type() -> None:
+    assert [op.value for op in Operation] == ["delivery", "reschedule", "cancel"]
+    assert dict(MESSAGE_TYPES) == {
+        Operation.DELIVERY: DeliveryRequested,
+        Operation.RESCHEDULE: RescheduleRequested,
+        Operation.CANCEL: CancelRequested,
+    }
