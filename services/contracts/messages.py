@@ -9,9 +9,16 @@ from __future__ import annotations
 
 import enum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from contracts.vocabulary import ConfirmationType, IsoDateTime, PackageSize, ResourceId, Weight
+from contracts.vocabulary import (
+    ConfirmationType,
+    Deadline,
+    IsoDateTime,
+    PackageSize,
+    ResourceId,
+    Weight,
+)
 
 Location = str  # free text or "latitude,longitude[,altitude]", as clients sent it
 
@@ -39,8 +46,8 @@ class DeliveryRequested(_Message):
     pickupLocation: Location = Field(min_length=1, max_length=256)
     dropOffLocation: Location = Field(min_length=1, max_length=256)
     pickupTime: IsoDateTime
-    deadline: str = ""
-    expedited: bool = False
+    deadline: Deadline = ""
+    expedited: StrictBool = False
     confirmationRequired: ConfirmationType = ConfirmationType.NONE
     packageInfo: PackageInfo
     requestedAt: IsoDateTime
@@ -51,7 +58,7 @@ class RescheduleRequested(_Message):
     pickupLocation: Location | None = Field(None, min_length=1, max_length=256)
     dropOffLocation: Location | None = Field(None, min_length=1, max_length=256)
     pickupTime: IsoDateTime | None = None
-    deadline: str | None = None
+    deadline: Deadline | None = None
     requestedAt: IsoDateTime
 
 

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, StringConstraints
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 
 # An id that can stand in a URL path segment as it is.
-ResourceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._~-]{1,128}$")]
+def _not_a_path_step(value: str) -> str:
+    # HTTP clients resolve "." and ".." as steps in the path, not as names.
+    if value in (".", ".."):
+        raise ValueError("'.' and '..' cannot be ids")
+    return value
+
+
+ResourceId = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9._~-]{1,128}$"),
+    AfterValidator(_not_a_path_step),
+    Field(json_schema_extra={"not": {"enum": [".", ".."]}}),
+]
 
 
 class PackageSize(enum.StrEnum):
@@ -35,4 +47,11 @@ def _iso_text(value: object) -> object:
     return value
 
 
-IsoDateTime = Annotated[datetime, BeforeValidator(_iso_text)]
+def _utc_if_naive(value: datetime) -> datetime:
+    # A time without an offset is taken as UTC, so every comparison downstream is defined.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_utc_if_naive)]
+# The original took any text here; we take what it meant: nothing, or a date-time.
+Deadline = Literal[""] | IsoDateTime

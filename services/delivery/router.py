@@ -4,6 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
+from chassis.problems import problem_responses
 from contracts.vocabulary import ResourceId
 from delivery import service
 from delivery.dependencies import StoreDep
@@ -41,7 +42,7 @@ async def delivery_summary(
     return DeliverySummary(count=count)
 
 
-@router.get("/{deliveryId}", response_model=Delivery)
+@router.get("/{deliveryId}", response_model=Delivery, responses=problem_responses(400, 404))
 async def get_delivery(deliveryId: DeliveryId, store: StoreDep) -> dict[str, Any]:
     doc = await store.get(deliveryId)
     if doc is None:
@@ -49,7 +50,9 @@ async def get_delivery(deliveryId: DeliveryId, store: StoreDep) -> dict[str, Any
     return doc.body
 
 
-@router.get("/{deliveryId}/status", response_model=DeliveryStatus)
+@router.get(
+    "/{deliveryId}/status", response_model=DeliveryStatus, responses=problem_responses(400, 404)
+)
 async def get_delivery_status(deliveryId: DeliveryId, store: StoreDep) -> DeliveryStatus:
     found = await service.status(store=store, delivery_id=deliveryId)
     if found is None:
@@ -65,7 +68,7 @@ async def get_delivery_status(deliveryId: DeliveryId, store: StoreDep) -> Delive
 @router.put(
     "/{deliveryId}",
     status_code=status.HTTP_201_CREATED,
-    responses={204: {"description": "it existed"}},
+    responses={204: {"description": "it existed"}, **problem_responses(400, 409)},
 )
 async def put_delivery(deliveryId: DeliveryId, data: DeliverySchedule, store: StoreDep) -> Response:
     if data.id != deliveryId:
@@ -91,7 +94,11 @@ async def _write(deliveryId: str, action: Any) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.patch("/{deliveryId}", status_code=status.HTTP_204_NO_CONTENT)
+@router.patch(
+    "/{deliveryId}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(400, 404, 409),
+)
 async def reschedule_delivery(
     deliveryId: DeliveryId, data: DeliveryReschedule, store: StoreDep
 ) -> Response:
@@ -100,19 +107,29 @@ async def reschedule_delivery(
     )
 
 
-@router.delete("/{deliveryId}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{deliveryId}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(400, 404)
+)
 async def cancel_delivery(deliveryId: DeliveryId, store: StoreDep) -> Response:
     return await _write(deliveryId, service.cancel(store=store, delivery_id=deliveryId))
 
 
-@router.post("/{deliveryId}/notifymerequests", status_code=status.HTTP_204_NO_CONTENT)
+@router.post(
+    "/{deliveryId}/notifymerequests",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(400, 404, 409),
+)
 async def notify_me(deliveryId: DeliveryId, data: NotifyMeRequest, store: StoreDep) -> Response:
     return await _write(
         deliveryId, service.add_notify_me(store=store, delivery_id=deliveryId, data=data)
     )
 
 
-@router.post("/{deliveryId}/confirmations", status_code=status.HTTP_200_OK)
+@router.post(
+    "/{deliveryId}/confirmations",
+    status_code=status.HTTP_200_OK,
+    responses=problem_responses(400, 404, 409),
+)
 async def confirm_delivery(deliveryId: DeliveryId, data: Confirmation, store: StoreDep) -> Response:
     await _write(deliveryId, service.confirm(store=store, delivery_id=deliveryId, data=data))
     return Response(status_code=status.HTTP_200_OK)

@@ -12,7 +12,8 @@ import re
 from dataclasses import dataclass
 
 VERSION_PREFIX = "/v0.1.0"
-ID = r"[A-Za-z0-9._~-]{1,128}"  # one path segment: the ids this system issues and accepts
+# One path segment: the ids this system issues and accepts ("." and ".." are path steps).
+ID = r"(?!\.{1,2}(?:/|$))[A-Za-z0-9._~-]{1,128}"
 
 
 @dataclass(frozen=True)
@@ -53,10 +54,14 @@ def route_for(method: str, path: str) -> Route | None:
     return None
 
 
-def path_is_public(path: str) -> bool:
-    """True if some method of this path is routed (so a wrong method is a 405, not a 404)."""
+def methods_for(path: str) -> list[str]:
+    """The methods routed on this path: none means 404, some (but not this one) 405."""
     path = strip_version(path)
-    return any(re.fullmatch(r.pattern, path) for r in ROUTES)
+    return sorted({m for r in ROUTES if re.fullmatch(r.pattern, path) for m in r.methods})
+
+
+def path_is_public(path: str) -> bool:
+    return bool(methods_for(path))
 
 
 def as_json() -> str:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from contracts.vocabulary import ConfirmationType, IsoDateTime, PackageSize, ResourceId, Weight
-
-
-def _empty_or_datetime(value: str | None) -> str | None:
-    if value:
-        datetime.fromisoformat(value.replace("Z", "+00:00"))  # raises ValueError -> 400
-    return value
+from contracts.vocabulary import (
+    ConfirmationType,
+    Deadline,
+    IsoDateTime,
+    PackageSize,
+    ResourceId,
+    Weight,
+)
 
 
 class PackageInfo(BaseModel):
@@ -47,12 +46,10 @@ class DeliveryRequest(BaseModel):
     pickupLocation: str = Field(min_length=1, max_length=256)
     dropOffLocation: str = Field(min_length=1, max_length=256)
     pickupTime: IsoDateTime
-    deadline: str = Field("", max_length=64, description="empty, or an ISO-8601 date-time")
-    expedited: bool = False
+    deadline: Deadline = Field("", description="empty, or an ISO-8601 date-time")
+    expedited: StrictBool = False
     confirmationRequired: ConfirmationType = ConfirmationType.NONE
     packageInfo: PackageInfo
-
-    _deadline = field_validator("deadline")(_empty_or_datetime)
 
 
 class AcceptedDeliveryRequest(DeliveryRequest):
@@ -60,12 +57,13 @@ class AcceptedDeliveryRequest(DeliveryRequest):
 
 
 class RescheduleRequest(BaseModel):
+    # Only the four fields the original took, and at least one of them.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+
     pickupLocation: str | None = Field(None, min_length=1, max_length=256)
     dropOffLocation: str | None = Field(None, min_length=1, max_length=256)
     pickupTime: IsoDateTime | None = None
-    deadline: str | None = Field(None, max_length=64)
-
-    _deadline = field_validator("deadline")(_empty_or_datetime)
+    deadline: Deadline | None = None
 
 
 class AcceptedReschedule(RescheduleRequest):
