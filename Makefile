@@ -9,16 +9,24 @@ VENV := .venv
 RUN := $(UV) run --frozen
 PORT ?= 8080
 FOOTING ?= embedded
+# Load tests: any entry point, e.g. HOST=http://<ingress-ip>
+HOST ?= http://127.0.0.1:$(PORT)
+USERS ?= 20
+SPAWN_RATE ?= 5
+DURATION ?= 1m
+SCENARIO ?= original
+RESULTS ?= results
 
 .DEFAULT_GOAL := help
 .PHONY: help setup run run-servers test lint test-unit test-contract test-e2e test-e2e-servers \
-        test-charts test-compose compose-up compose-down clean
+        test-charts test-compose compose-up compose-down loadtest clean
 
 help:
 	@echo "make run            the whole system on this machine at http://127.0.0.1:$(PORT) (Ctrl-C stops it)"
 	@echo "make run-servers    the same on the local PostgreSQL, Redis and RabbitMQ"
 	@echo "make test           every test: lint, unit, contract, end-to-end, charts, compose"
 	@echo "make compose-up     docker compose up --build --wait (needs Docker)"
+	@echo "make loadtest       Locust, headless, against HOST (default the local entry point)"
 
 # uv itself is pinned and kept in a folder of its own, so a fresh machine needs only Python.
 $(UV):
@@ -62,6 +70,17 @@ test-compose: setup
 	scripts/compose-test.sh
 
 test: lint test-unit test-contract test-e2e test-e2e-servers test-charts test-compose
+
+LOCUST_USERS_original := OriginalScenario
+LOCUST_USERS_mix := RealisticMix
+LOCUST_USERS_all := OriginalScenario RealisticMix
+
+loadtest: setup
+	@mkdir -p $(RESULTS)/loadtest
+	$(RUN) locust -f tests/load/locustfile.py --headless --host $(HOST) \
+	  --users $(USERS) --spawn-rate $(SPAWN_RATE) --run-time $(DURATION) \
+	  --html $(RESULTS)/loadtest/$(SCENARIO).html --csv $(RESULTS)/loadtest/$(SCENARIO) \
+	  --only-summary $(LOCUST_USERS_$(SCENARIO))
 
 compose-up:
 	docker compose up --build --wait
