@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import uuid
 from collections.abc import Iterable
@@ -40,6 +41,7 @@ from chassis.documents import (
     DocumentExists,
     DocumentNotFound,
 )
+from chassis.settings import read_secret
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +130,16 @@ class RedisDocumentStore:
                 delay,
             )
 
-        client = aioredis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5.0)
+        # Azure Cache for Redis takes an access key; on AKS it comes as a Key Vault CSI file.
+        password = read_secret(
+            os.environ.get("REDIS_PASSWORD", ""), os.environ.get("REDIS_PASSWORD_FILE", "")
+        )
+        client = aioredis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_connect_timeout=5.0,
+            password=password or None,  # a password in the URL still wins
+        )
         try:
             async for attempt in AsyncRetrying(
                 stop=stop_after_delay(CONNECT_TIMEOUT_SECONDS),
