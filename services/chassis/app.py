@@ -1,4 +1,5 @@
-"""The one way a service's FastAPI app is put together: health, problem details, start-up."""
+"""The one way a service's FastAPI app is put together: health, problem details, start-up,
+traces (a server span per route) and metrics (/metrics)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from chassis import health as health_routes
+from chassis import telemetry
 from chassis.health import Health
-from chassis.problems import install_problem_handlers
+from chassis.metrics import HttpMetrics, fastapi_route, metrics_endpoint
+from chassis.problems import document_problems, install_problem_handlers
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +55,11 @@ def create_service_app(
     app = FastAPI(title=name, summary=summary, version="0.1.0", lifespan=lifespan)
     app.state.health = health
     install_problem_handlers(app)
+    document_problems(app)
     app.include_router(health_routes.router)
+    app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
     for router in routers:
         app.include_router(router)
+    app.add_middleware(HttpMetrics, route_of=fastapi_route)
+    telemetry.instrument_app(app)
     return app

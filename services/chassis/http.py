@@ -5,6 +5,7 @@ rest (a 4xx other than 429 is the caller's mistake and will not change by retryi
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import httpx
@@ -15,6 +16,9 @@ from tenacity import (
     stop_after_attempt,
     wait_exponential_jitter,
 )
+
+from chassis import telemetry
+from chassis.metrics import DOWNSTREAM_RETRIES, BreakerState, set_breaker_state
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +58,18 @@ def _transient(exc: BaseException) -> bool:
 def _retry_after(response: httpx.Response, cap: float) -> float | None:
     value = response.headers.get("Retry-After", "")
     try:
-        return min(max(float(value), 0.0), cap)
+        seconds = float(value)
     except ValueError:
         return None  # an HTTP date, or nothing: fall back to our own backoff
+    # "nan" and "inf" parse as floats; a server must not make us sleep forever.
+    return min(max(seconds, 0.0), cap) if math.isfinite(seconds) else None
 
 
 class _Wait:
     """Exponential backoff with jitter, unless the server said how long (Retry-After)."""
 
     def __init__(self, max_wait: float) -> None:
-        self._backoff = wait_exponential_jitter(initial=0.05, max=max_wait, jitter=0.1)
+        self._backoff = wait_exponential_jitter(exp_base=2, max=max_wait, jitter=0.1)
         self._max_wait = max_wait
 
     def __call__(self, state: RetryCallState) -> float:
@@ -96,8 +102,11 @@ class ServiceClient:
                 max_connections=max_connections, max_keepalive_connections=max_connections
             ),
         )
+        telemetry.instrument_client(self._client, service)  # a CLIENT span per attempt
         self._attempts = attempts
         self._wait = _Wait(max_wait_seconds)
+        set_breaker_state(service, BreakerState.CLOSED)  # no breaker yet: always closed
+        DOWNSTREAM_RETRIES.labels(service)  # a series at 0 from the start, so rate() sees it
 
     async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """The response (2xx, or a 404/409 the caller wants to see); raises otherwise."""
@@ -120,6 +129,7 @@ class ServiceClient:
         return response
 
     def _log_retry(self, state: RetryCallState) -> None:
+        DOWNSTREAM_RETRIES.labels(self.service).inc()
         exc = state.outcome.exception() if state.outcome else None
         log.warning(
             "retrying call to %s after %s (attempt %d of %d)",

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from chassis.health import Health
 from chassis.logs import configure_logging
 from chassis.settings import ServiceSettings
+from chassis.telemetry import configure_telemetry, shutdown_telemetry
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,12 @@ class DrainingServer(uvicorn.Server):
 
 def serve(app: FastAPI, settings: ServiceSettings, service: str) -> None:
     configure_logging(service, settings.log_level)
+    exporter = configure_telemetry(
+        service,
+        live_metrics=settings.azure_monitor_live_metrics,
+        offline_storage=settings.azure_monitor_offline_storage,
+    )
+    log.info("traces exported to: %s", exporter, extra={"event": "telemetry"})
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -58,4 +65,7 @@ def serve(app: FastAPI, settings: ServiceSettings, service: str) -> None:
         timeout_keep_alive=30,
         server_header=False,
     )
-    DrainingServer(config, app.state.health, settings.drain_seconds).run()
+    try:
+        DrainingServer(config, app.state.health, settings.drain_seconds).run()
+    finally:
+        shutdown_telemetry()

@@ -27,6 +27,10 @@ class ServiceSettings(BaseSettings):
     http_timeout_seconds: float = Field(5.0, gt=0)
     http_retry_attempts: int = Field(4, ge=1, le=20)
     http_retry_max_wait_seconds: float = Field(2.0, gt=0)
+    # Azure Monitor only (APPLICATIONINSIGHTS_CONNECTION_STRING set; see chassis/telemetry.py):
+    # Live Metrics, and keeping telemetry on disk to resend after a failed export.
+    azure_monitor_live_metrics: bool = True
+    azure_monitor_offline_storage: bool = True
 
     @field_validator("log_level")
     @classmethod

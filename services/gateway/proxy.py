@@ -6,6 +6,7 @@ It plays the part NGINX plays in compose and the ingress plays on Kubernetes: pu
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,11 +16,15 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as StarletteRoute
+from starlette.types import Scope
 
+from chassis import telemetry
 from chassis.health import Health, Phase
+from chassis.metrics import UNMATCHED, HttpMetrics, metrics_endpoint
 from chassis.problems import problem
 from gateway.config import Settings
-from gateway.routes import VERSION_PREFIX, path_is_public, route_for, strip_version
+from gateway.openapi import public_openapi
+from gateway.routes import ID, ROUTES, VERSION_PREFIX, Route, methods_for, route_for, strip_version
 
 HOP_BY_HOP = {
     "connection",
@@ -37,6 +42,30 @@ HOP_BY_HOP = {
 UPSTREAM_ONLY = HOP_BY_HOP | {"date", "server"}
 
 
+def _template(route: Route) -> str:
+    """`/api/deliveries/(?!summary$)<ID>` -> `/api/deliveries/{id}`: ids first, then what
+    is left of the lookaheads."""
+    return re.sub(r"\(\?[!=][^()]*\)", "", route.pattern.replace(ID, "{id}"))
+
+
+_TEMPLATES = {route: _template(route) for route in ROUTES}
+_OWN_PATHS = frozenset({"/openapi.json"})
+
+
+def route_label(scope: Scope) -> str:
+    """The public route a request is for, as a template (ids would explode cardinality);
+    asked for by the span and by the metrics, so kept in the scope."""
+    label: str | None = scope.get("gateway.route")
+    if label is None:
+        route = route_for(scope["method"], scope["path"])
+        if route is not None:
+            label = _TEMPLATES[route]
+        else:
+            label = scope["path"] if scope["path"] in _OWN_PATHS else UNMATCHED
+        scope["gateway.route"] = label
+    return label
+
+
 def create_gateway(settings: Settings) -> Starlette:
     upstreams = {"ingestion": settings.ingestion_url, "delivery": settings.delivery_url}
     clients: dict[str, httpx.AsyncClient] = {}
@@ -52,6 +81,7 @@ def create_gateway(settings: Settings) -> Starlette:
             clients[name] = httpx.AsyncClient(
                 base_url=url, timeout=settings.upstream_timeout_seconds, limits=limits
             )
+            telemetry.instrument_client(clients[name], name)
         health.ready()
         yield
         for client in clients.values():
@@ -61,10 +91,13 @@ def create_gateway(settings: Settings) -> Starlette:
         path = request.url.path
         route = route_for(request.method, path)
         if route is None:
-            if path_is_public(path):
-                return problem(
+            allowed = methods_for(path)
+            if allowed:
+                response = problem(
                     405, "Method Not Allowed", f"{request.method} is not served on {path}"
                 )
+                response.headers["Allow"] = ", ".join(allowed)
+                return response
             return problem(404, "Not Found", f"no public API at {path}")
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         headers.setdefault("x-request-id", uuid.uuid4().hex)
@@ -93,6 +126,18 @@ def create_gateway(settings: Settings) -> Starlette:
         out["x-request-id"] = headers["x-request-id"]
         return Response(upstream.content, status_code=upstream.status_code, headers=out)
 
+    async def openapi(request: Request) -> Response:
+        """The public API document, gathered from the services behind the entry point."""
+        documents = {}
+        for name, client in clients.items():
+            try:
+                r = await client.get("/openapi.json")
+                r.raise_for_status()
+            except httpx.HTTPError:
+                return problem(503, "Service Unavailable", f"{name} did not give its API document")
+            documents[name] = r.json()
+        return JSONResponse(public_openapi(documents))
+
     async def healthz(request: Request) -> Response:
         """The gateway's own trivial endpoint: the baseline for benchmarks."""
         return Response(b"ok", media_type="text/plain")
@@ -108,11 +153,17 @@ def create_gateway(settings: Settings) -> Starlette:
     app = Starlette(
         routes=[
             StarletteRoute("/healthz", healthz, methods=["GET"]),
+            StarletteRoute("/openapi.json", openapi, methods=["GET"]),
             StarletteRoute("/health/ready", ready, methods=["GET"]),
             StarletteRoute("/health/live", live, methods=["GET"]),
+            StarletteRoute("/metrics", metrics_endpoint, methods=["GET"]),
             StarletteRoute("/{path:path}", forward, methods=methods),
         ],
         lifespan=lifespan,
     )
     app.state.health = health
+    app.add_middleware(HttpMetrics, route_of=route_label)
+    telemetry.instrument_starlette(
+        app, lambda scope: telemetry.route_span_details(scope["method"], route_label(scope))
+    )
     return app

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from chassis.queue import MessageQueue
+from chassis.telemetry import MessagingTarget
 
 
 def get_queue(request: Request) -> MessageQueue:
@@ -13,3 +14,11 @@ def get_queue(request: Request) -> MessageQueue:
 
 
 QueueDep = Annotated[MessageQueue, Depends(get_queue)]
+
+
+def get_queue_target(request: Request) -> MessagingTarget:
+    target: MessagingTarget = request.app.state.queue_target
+    return target
+
+
+QueueTargetDep = Annotated[MessagingTarget, Depends(get_queue_target)]

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from chassis.app import create_service_app
 from chassis.queue import connect_message_queue
 from chassis.startup import wait_for
+from chassis.telemetry import MessagingTarget
 from ingestion.config import Settings
 from ingestion.router import router
 
@@ -27,9 +28,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await app.state.queue.close()
 
-    return create_service_app(
+    app = create_service_app(
         name=SERVICE,
         summary="Accepts delivery requests and queues them for workflow.",
         routers=[router],
         resources=resources,
     )
+    app.state.queue_target = MessagingTarget.from_queue_url(settings.queue_url)
+    return app

@@ -2,6 +2,9 @@
 
 It stops taking messages as soon as the service drains; messages still in flight at the
 end of the grace period are abandoned so that another consumer takes them at once.
+
+Each message is processed in a CONSUMER span that is the child of the span ingestion sent
+it in (its `traceparent` property), so a delivery is one trace: see chassis/telemetry.py.
 """
 
 from __future__ import annotations
@@ -12,12 +15,25 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from opentelemetry.trace import Span
+
+from chassis import telemetry
 from chassis.queue import MessageLockLost, MessageQueue, ReceivedMessage
+from chassis.telemetry import MessagingTarget
+from workflow.metrics import (
+    DEAD_LETTERS,
+    MESSAGES_PROCESSED,
+    PROCESSING_SECONDS,
+    QUEUE_LAG,
+    operation_label,
+)
 from workflow.service import Complete, DeadLetter, Outcome, RetryLater
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[ReceivedMessage], Awaitable[Outcome]]
+
+_RESULT = {Complete: "completed", RetryLater: "retried", DeadLetter: "dead_lettered"}
 
 
 class Consumer:
@@ -29,8 +45,10 @@ class Consumer:
         concurrency: int,
         lock_seconds: float,
         accepting: Callable[[], bool] = lambda: True,
+        target: MessagingTarget | None = None,
     ) -> None:
         self._accepting = accepting
+        self._target = target or MessagingTarget("unknown", "unknown")
         self._queue = queue
         self._handler = handler
         self._concurrency = concurrency
@@ -77,6 +95,28 @@ class Consumer:
 
     async def _process(self, message: ReceivedMessage) -> None:
         context = {"messageId": message.message_id, "deliveryCount": message.delivery_count}
+        operation = operation_label(message.properties)
+        QUEUE_LAG.observe(max(time.time() - message.enqueued_at, 0.0))
+        started = time.perf_counter()
+        result = "abandoned"  # unless the handler gets to an outcome before shutdown
+        try:
+            with telemetry.consumer_span(
+                self._target,
+                message_id=message.message_id,
+                properties=message.properties,
+                delivery_count=message.delivery_count,
+                body_size=len(message.body),
+            ) as span:
+                result = await self._handle_and_settle(message, span, context)
+        finally:
+            MESSAGES_PROCESSED.labels(operation, result).inc()
+            PROCESSING_SECONDS.labels(operation).observe(time.perf_counter() - started)
+        self.processed += 1
+        self.last_progress = time.monotonic()
+
+    async def _handle_and_settle(
+        self, message: ReceivedMessage, span: Span, context: dict[str, object]
+    ) -> str:
         renewer = asyncio.create_task(self._keep_locked(message))
         try:
             outcome = await self._handler(message)
@@ -88,17 +128,23 @@ class Consumer:
             raise
         except Exception as e:  # a bug, not an outcome: let the queue bring it back
             log.exception("message handler failed", extra=context)
+            span.record_exception(e)
             outcome = RetryLater(f"{type(e).__name__}: {e}", 5.0)
         finally:
             renewer.cancel()
+        if isinstance(outcome, RetryLater):
+            telemetry.mark_failed(span, f"will retry: {outcome.reason}")
+        elif isinstance(outcome, DeadLetter):
+            telemetry.mark_failed(span, f"dead-lettered: {outcome.reason}")
         try:
             await self._settle(message, outcome, context)
         except MessageLockLost:
             log.warning("lock lost before settling; the message will come again", extra=context)
+            return "unsettled"
         except Exception:
             log.exception("settling failed; the message will come again", extra=context)
-        self.processed += 1
-        self.last_progress = time.monotonic()
+            return "unsettled"
+        return _RESULT[type(outcome)]
 
     async def _settle(
         self, message: ReceivedMessage, outcome: Outcome, context: dict[str, object]
@@ -113,6 +159,7 @@ class Consumer:
             await self._queue.dead_letter(
                 message, reason=outcome.reason, description=outcome.description
             )
+            DEAD_LETTERS.labels(outcome.reason).inc()
 
     async def _keep_locked(self, message: ReceivedMessage) -> None:
         """Long work keeps its lock: renew it well before it expires."""

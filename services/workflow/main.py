@@ -14,6 +14,7 @@ from chassis.health import Phase
 from chassis.http import ServiceClient
 from chassis.queue import QueueOptions, connect_message_queue
 from chassis.startup import wait_for
+from chassis.telemetry import MessagingTarget
 from workflow.config import Settings
 from workflow.consumer import Consumer
 from workflow.locations import ServiceArea
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             concurrency=settings.workflow_concurrency,
             lock_seconds=settings.queue_lock_seconds,
             accepting=lambda: app.state.health.phase is not Phase.DRAINING,
+            target=MessagingTarget.from_queue_url(settings.queue_url),
         )
         app.state.consumer = consumer
         app.state.health.add_liveness_check(

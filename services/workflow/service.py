@@ -12,11 +12,14 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
+from chassis import telemetry
 from chassis.http import DownstreamRejected, DownstreamUnavailable, ServiceClient
+from chassis.logs import bind_log_fields
 from chassis.queue import ReceivedMessage
 from contracts.messages import (
     MESSAGE_TYPES,
@@ -87,8 +90,12 @@ class DeliveryWorkflow:
         try:
             payload = json.loads(message.body)
             request = MESSAGE_TYPES[operation].model_validate(payload)
-        except (ValueError, ValidationError) as e:
+        except (ValueError, ValidationError, RecursionError) as e:
             return DeadLetter("UndecodableBody", str(e)[:1000])
+        # Every log line and span from here on names the delivery.
+        delivery_id: str = getattr(request, "deliveryId", "")  # every message type has one
+        bind_log_fields(deliveryId=delivery_id)
+        telemetry.annotate(**{"delivery.id": delivery_id, "delivery.operation": operation.value})
         try:
             if isinstance(request, DeliveryRequested):
                 return await self.schedule(request)
@@ -153,7 +160,7 @@ class DeliveryWorkflow:
                     "owner": {"userId": r.ownerId, "accountId": r.ownerId},
                     "pickup": pickup,
                     "dropoff": dropoff,
-                    "deadline": r.deadline,
+                    "deadline": _text(r.deadline),
                     "expedited": r.expedited,
                     "confirmationRequired": r.confirmationRequired.value,
                     "droneId": plan["droneId"],
@@ -195,7 +202,7 @@ class DeliveryWorkflow:
         if r.pickupTime is not None:
             trip["pickupTime"] = r.pickupTime.isoformat()
         if r.deadline is not None:
-            changes["deadline"] = r.deadline
+            changes["deadline"] = _text(r.deadline)
         trip["requestedAt"] = r.requestedAt.isoformat()
         replanned = await self._d.dronescheduler.request(
             "PUT", f"/api/dronedeliveries/{r.deliveryId}", json=trip
@@ -242,6 +249,10 @@ class DeliveryWorkflow:
             "DELETE", f"/api/dronedeliveries/{delivery_id}"
         )
         await _expect(released, self._d.dronescheduler, 204, 404)
+
+
+def _text(deadline: datetime | str) -> str:
+    return deadline.isoformat() if isinstance(deadline, datetime) else deadline
 
 
 async def _expect(response: Any, client: ServiceClient, *statuses: int) -> Any:

@@ -1,0 +1,119 @@
+"""Prometheus metrics on /metrics: the golden signals of every service, by route.
+
+One registry per process (prometheus_client's default; a service is one process). Routes
+are labelled by their template (`/api/deliveries/{deliveryId}`), never the raw path: ids
+in labels would make a new time series per delivery. Probes and scrapes are not counted.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable
+from typing import Any
+
+import prometheus_client
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# `_created` series double the output and no dashboard here reads them.
+prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
+
+UNMATCHED = "unmatched"  # 404s and 405s: one label value, whatever the path
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+HTTP_REQUESTS = Counter(
+    "http_requests_total",
+    "HTTP requests served, by route template, method and status",
+    ["route", "method", "status"],
+)
+HTTP_DURATION = Histogram(
+    "http_request_duration_seconds",
+    "Time to serve an HTTP request, by route template and method",
+    ["route", "method"],
+)
+HTTP_IN_FLIGHT = Gauge("http_requests_in_flight", "HTTP requests being served now")
+# "downstream", not "service": the Prometheus Operator puts a `service` target label on
+# every series it scrapes, which would rename ours to `exported_service`.
+DOWNSTREAM_RETRIES = Counter(
+    "downstream_retries_total",
+    "Calls to another service retried after a transient failure, by service called",
+    ["downstream"],
+)
+BREAKER_STATE = Gauge(
+    "breaker_state",
+    "Circuit breaker per downstream service: 0 closed, 1 half-open, 2 open",
+    ["downstream"],
+)
+
+
+class BreakerState(enum.IntEnum):
+    CLOSED = 0
+    HALF_OPEN = 1
+    OPEN = 2
+
+
+def set_breaker_state(downstream: str, state: BreakerState) -> None:
+    BREAKER_STATE.labels(downstream).set(state)
+
+
+def _unmeasured(path: str) -> bool:
+    return path in ("/metrics", "/healthz") or path.startswith("/health/")
+
+
+class HttpMetrics:
+    """ASGI middleware: request count, latency and in-flight requests, by route template.
+
+    `route_of(scope)` is asked after the app ran, when the router has put the matched
+    route in the scope.
+    """
+
+    def __init__(self, app: ASGIApp, route_of: Callable[[Scope], str]) -> None:
+        self.app = app
+        self._route_of = route_of
+        # prometheus_client's labels() takes a lock and validates on every call; the label
+        # sets are few (routes x methods x statuses), so their series are kept here.
+        self._series: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or _unmeasured(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        status = 500  # what the server answers if the app raises before responding
+
+        async def send_and_note_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        started = time.perf_counter()
+        HTTP_IN_FLIGHT.inc()
+        try:
+            await self.app(scope, receive, send_and_note_status)
+        finally:
+            HTTP_IN_FLIGHT.dec()
+            elapsed = time.perf_counter() - started
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            key = (self._route_of(scope), method, str(status))
+            series = self._series.get(key)
+            if series is None:
+                series = self._series[key] = (
+                    HTTP_REQUESTS.labels(*key),
+                    HTTP_DURATION.labels(key[0], method),
+                )
+            series[0].inc()
+            series[1].observe(elapsed)
+
+
+def fastapi_route(scope: Scope) -> str:
+    """The template of the route FastAPI matched (FastAPI puts it in the scope)."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else UNMATCHED
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,307 @@
+"""Traces: one trace per delivery, across HTTP and the queue, exported by configuration.
+
+Exporters, chosen by the environment when the process starts (`configure_telemetry`):
+APPLICATIONINSIGHTS_CONNECTION_STRING -> Azure Monitor; else OTEL_EXPORTER_OTLP_ENDPOINT
+(or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) -> OTLP over HTTP/protobuf; else nothing is exported.
+W3C trace context is propagated in every case, and log lines carry the trace id.
+
+Across the queue the consumer's span is a CHILD of the producer's span, not a linked root:
+ingestion injects `traceparent` into the message's application properties, and workflow
+starts its CONSUMER span with that context as parent. So one client request is one trace
+(one Application Insights operation id), from the entry point through workflow's calls to
+package, drone scheduler and delivery. Every delivery attempt of a message (a retry, a
+redelivery after a crash) is another consumer span under the same producer span, so the
+trace shows them all; the price is that a message retried for minutes makes a trace that
+lasts minutes. Span links would suit batches (one span for many messages); workflow
+processes each message on its own, so it does not need them. (On Service Bus, with Azure
+SDK tracing on, the SDK puts its own message span between the two: still one trace.)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+from fastapi import FastAPI
+from opentelemetry import propagate, trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.context import Context
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from starlette.applications import Starlette
+
+log = logging.getLogger(__name__)
+
+AZURE_MONITOR = "azure-monitor"
+OTLP = "otlp"
+NO_EXPORT = "none"
+
+# Probes and scrapes would drown the traces that matter.
+UNTRACED_URLS = r"://[^/]+/(health/(live|ready)|healthz|metrics)$"
+# The ASGI "receive"/"send" child spans say nothing an operator needs and cost a span each.
+_NO_ASGI_EVENT_SPANS: list[Any] = ["receive", "send"]
+
+_configured: str | None = None
+_tracer = trace.get_tracer("drone-delivery")  # a proxy until a provider is set
+
+
+def choose_exporter(environ: Mapping[str, str]) -> str:
+    """Azure Monitor if a connection string is set, else OTLP if an endpoint is, else none.
+
+    An empty value counts as unset, so a deployment can switch an inherited one off.
+    """
+    if environ.get("APPLICATIONINSIGHTS_CONNECTION_STRING", "").strip():
+        return AZURE_MONITOR
+    if any(
+        environ.get(name, "").strip()
+        for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    ):
+        return OTLP
+    return NO_EXPORT
+
+
+def configure_telemetry(
+    service: str, *, live_metrics: bool = True, offline_storage: bool = True
+) -> str:
+    """Set the process's tracer provider and propagator; return the exporter chosen.
+
+    Called once per process, before serving. Apps instrumented earlier pick the provider
+    up then (OpenTelemetry hands out proxies until a provider is set).
+    """
+    global _configured
+    if _configured is not None:
+        return _configured
+    propagate.set_global_textmap(
+        CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
+    )
+    resource = Resource.create({"service.name": service, "service.namespace": "drone-delivery"})
+    exporter = choose_exporter(os.environ)
+    if exporter == AZURE_MONITOR:
+        _configure_azure_monitor(
+            os.environ["APPLICATIONINSIGHTS_CONNECTION_STRING"].strip(),
+            resource,
+            live_metrics,
+            offline_storage,
+        )
+    elif exporter == OTLP:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        provider = TracerProvider(resource=resource)
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        trace.set_tracer_provider(provider)
+        _trace_azure_sdks()
+    else:
+        trace.set_tracer_provider(provider_without_export(resource))
+    _configured = exporter
+    return exporter
+
+
+def provider_without_export(resource: Resource) -> TracerProvider:
+    """Nothing to export to: spans that start here are not recorded (cheap), but they still
+    get ids, so log lines correlate and `traceparent` goes on downstream. A caller that
+    sampled its trace is still honoured (ParentBased), and OTEL_TRACES_SAMPLER still rules."""
+    sampler = None if os.environ.get("OTEL_TRACES_SAMPLER") else ParentBased(ALWAYS_OFF)
+    return TracerProvider(resource=resource, sampler=sampler)
+
+
+def _configure_azure_monitor(
+    connection_string: str, resource: Resource, live_metrics: bool, offline_storage: bool
+) -> None:
+    from azure.monitor.opentelemetry import configure_azure_monitor
+
+    # The distro would instrument FastAPI and httpx globally; the chassis already does, per
+    # app and per client, so turn those off here or every span would be made twice. The
+    # Azure SDKs (Cosmos DB, Service Bus) stay instrumented: they are dependencies too.
+    off = {"enabled": False}
+    configure_azure_monitor(
+        connection_string=connection_string,
+        resource=resource,
+        enable_live_metrics=live_metrics,
+        disable_offline_storage=not offline_storage,
+        instrumentation_options={
+            name: off
+            for name in (
+                "fastapi",
+                "httpx",
+                "httpx2",
+                "requests",
+                "urllib",
+                "urllib3",
+                "django",
+                "flask",
+                "psycopg2",
+            )
+        },
+    )
+
+
+def _trace_azure_sdks() -> None:
+    """Cosmos DB and Service Bus calls as spans, as the Azure Monitor distro does."""
+    try:
+        from azure.core.settings import settings
+        from azure.core.tracing.ext.opentelemetry_span import OpenTelemetrySpan
+
+        settings.tracing_implementation = OpenTelemetrySpan
+    except ImportError:  # pragma: no cover - azure-core-tracing-opentelemetry is locked
+        log.warning("Azure SDK calls will not be traced: azure-core-tracing-opentelemetry missing")
+
+
+def shutdown_telemetry() -> None:
+    """Send the spans still buffered when the server stops (the last requests' spans)."""
+    provider = trace.get_tracer_provider()
+    flush = getattr(provider, "force_flush", None)
+    if flush is not None:
+        flush(5_000)
+
+
+# ---- HTTP ---------------------------------------------------------------------------
+
+
+def instrument_app(app: FastAPI) -> None:
+    """A SERVER span for every route (named by its template), none for probes and scrapes."""
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls=UNTRACED_URLS, exclude_spans=_NO_ASGI_EVENT_SPANS
+    )
+
+
+def instrument_starlette(app: Starlette, span_details: Any) -> None:
+    """The same for a plain Starlette app; `span_details(scope)` gives (name, attributes)."""
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+    app.add_middleware(
+        OpenTelemetryMiddleware,
+        excluded_urls=UNTRACED_URLS,
+        default_span_details=span_details,
+        exclude_spans=_NO_ASGI_EVENT_SPANS,
+    )
+
+
+def instrument_client(client: httpx.AsyncClient, peer: str) -> None:
+    """A CLIENT span for every attempt this client makes, with `traceparent` injected."""
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    # Async, or the instrumentation would only call it for sync clients.
+    async def name_peer(span: Span, request: Any) -> None:
+        if span.is_recording():
+            span.set_attribute("peer.service", peer)
+
+    HTTPXClientInstrumentor.instrument_client(client, request_hook=name_peer)
+
+
+def route_span_details(method: str, route: str) -> tuple[str, dict[str, str]]:
+    return f"{method} {route}", {"http.route": route}
+
+
+# ---- The queue ------------------------------------------------------------------------
+
+
+def inject_context(properties: MutableMapping[str, str]) -> None:
+    """Write the current trace context (`traceparent`, `tracestate`) into a message's
+    application properties; every queue adapter carries them."""
+    propagate.inject(properties)
+
+
+def extract_context(properties: Mapping[str, str]) -> Context:
+    """The trace context a message was sent in (an empty context if it carries none)."""
+    return propagate.extract(properties)
+
+
+@dataclass(frozen=True)
+class MessagingTarget:
+    """What the messaging semantic conventions call the system and the destination."""
+
+    system: str
+    destination: str
+
+    @classmethod
+    def from_queue_url(cls, url: str) -> MessagingTarget:
+        parts = urlsplit(url)
+        query = parse_qs(parts.query)
+        if parts.scheme == "servicebus":
+            return cls("servicebus", parts.path.strip("/") or "deliveryrequests")
+        system = "rabbitmq" if parts.scheme in ("amqp", "amqps") else parts.scheme
+        return cls(system, query.get("queue", ["deliveryrequests"])[0])
+
+
+def _messaging_attributes(
+    target: MessagingTarget, operation: str, message_id: str, body_size: int
+) -> dict[str, Any]:
+    return {
+        "messaging.system": target.system,
+        "messaging.destination.name": target.destination,
+        "messaging.operation.type": operation,
+        "messaging.operation.name": operation,
+        "messaging.operation": operation,  # the pre-1.26 name, still read by some backends
+        "messaging.message.id": message_id,
+        "messaging.message.body.size": body_size,
+    }
+
+
+@contextmanager
+def producer_span(
+    target: MessagingTarget,
+    *,
+    message_id: str,
+    properties: MutableMapping[str, str],
+    body_size: int,
+    attributes: Mapping[str, str] | None = None,
+) -> Iterator[Span]:
+    """A PRODUCER span around a send, its context injected into `properties`."""
+    with _tracer.start_as_current_span(
+        f"send {target.destination}",
+        kind=SpanKind.PRODUCER,
+        attributes={
+            **_messaging_attributes(target, "send", message_id, body_size),
+            **(attributes or {}),
+        },
+    ) as span:
+        inject_context(properties)
+        yield span
+
+
+@contextmanager
+def consumer_span(
+    target: MessagingTarget,
+    *,
+    message_id: str,
+    properties: Mapping[str, str],
+    delivery_count: int,
+    body_size: int,
+) -> Iterator[Span]:
+    """A CONSUMER span for processing one message, the child of its producer's span."""
+    attributes = _messaging_attributes(target, "process", message_id, body_size)
+    attributes["messaging.message.delivery_count"] = delivery_count
+    with _tracer.start_as_current_span(
+        f"process {target.destination}",
+        context=extract_context(properties),
+        kind=SpanKind.CONSUMER,
+        attributes=attributes,
+        record_exception=True,
+        set_status_on_exception=True,
+    ) as span:
+        yield span
+
+
+def mark_failed(span: Span, description: str) -> None:
+    if span.is_recording():
+        span.set_status(Status(StatusCode.ERROR, description[:300]))
+
+
+def annotate(**attributes: str) -> None:
+    """Add attributes to the current span (a no-op when it is not recorded)."""
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attributes(attributes)
