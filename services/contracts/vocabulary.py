@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
-from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, WithJsonSchema
+
 
 # An id that can stand in a URL path segment as it is.
 def _not_a_path_step(value: str) -> str:
@@ -53,5 +54,20 @@ def _utc_if_naive(value: datetime) -> datetime:
 
 
 IsoDateTime = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_utc_if_naive)]
-# The original took any text here; we take what it meant: nothing, or a date-time.
-Deadline = Literal[""] | IsoDateTime
+
+
+def _empty_or_date_time(value: str) -> str:
+    if value:
+        datetime.fromisoformat(value)  # its ValueError becomes a 400 naming the field
+    return value
+
+
+# The original took any text here; we take what it meant: nothing, or a date-time. It stays
+# the client's text (one type, so an error names just `deadline`).
+Deadline = Annotated[
+    str,
+    AfterValidator(_empty_or_date_time),
+    WithJsonSchema(
+        {"anyOf": [{"type": "string", "maxLength": 0}, {"type": "string", "format": "date-time"}]}
+    ),
+]

@@ -12,7 +12,6 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -160,7 +159,7 @@ class DeliveryWorkflow:
                     "owner": {"userId": r.ownerId, "accountId": r.ownerId},
                     "pickup": pickup,
                     "dropoff": dropoff,
-                    "deadline": _text(r.deadline),
+                    "deadline": r.deadline,
                     "expedited": r.expedited,
                     "confirmationRequired": r.confirmationRequired.value,
                     "droneId": plan["droneId"],
@@ -202,7 +201,7 @@ class DeliveryWorkflow:
         if r.pickupTime is not None:
             trip["pickupTime"] = r.pickupTime.isoformat()
         if r.deadline is not None:
-            changes["deadline"] = _text(r.deadline)
+            changes["deadline"] = r.deadline
         trip["requestedAt"] = r.requestedAt.isoformat()
         replanned = await self._d.dronescheduler.request(
             "PUT", f"/api/dronedeliveries/{r.deliveryId}", json=trip
@@ -249,10 +248,6 @@ class DeliveryWorkflow:
             "DELETE", f"/api/dronedeliveries/{delivery_id}"
         )
         await _expect(released, self._d.dronescheduler, 204, 404)
-
-
-def _text(deadline: datetime | str) -> str:
-    return deadline.isoformat() if isinstance(deadline, datetime) else deadline
 
 
 async def _expect(response: Any, client: ServiceClient, *statuses: int) -> Any:
