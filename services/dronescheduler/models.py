@@ -1,13 +1,16 @@
 """The scheduling rules, with no I/O: where a drone is, when it is free, what a trip takes.
 
 A drone's schedule is a list of windows, each one delivery from departure to drop-off.
-A new window always starts after the drone's last one ends, so windows never overlap: a
-drone is never double-booked. Finished windows are pruned; the drone stays where it
-last dropped off.
+A new window goes into a gap between booked windows where it fits (with time to fly on to
+the next one) or after the last, so windows never overlap: a drone is never double-booked,
+and a booking far in the future does not block the drone until then. Finished windows are
+pruned; the drone stays where it last dropped off. (A cancelled window leaves a gap; the
+drone repositions across it, which is not planned as a trip.)
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from dataclasses import dataclass, field, replace
@@ -21,6 +24,10 @@ EARTH_RADIUS_MILES = 3958.8
 # Drones whose drop-off would be this close to the best are equally good: choosing among
 # them at random keeps concurrent assignments from all fighting over one drone.
 EQUALLY_GOOD = timedelta(seconds=60)
+
+
+class DoubleBooking(Exception):
+    """Two windows on one drone overlap: the one rule the scheduler must never break."""
 
 
 @dataclass(frozen=True)
@@ -119,8 +126,27 @@ class Drone:
         return next((w for w in self.schedule if w.delivery_id == delivery_id), None)
 
     def plan(self, trip: TripRequest, now: datetime) -> Window:
-        free_at, here = self.free_from(now)
+        """The trip in the slot that drops off soonest: a gap between booked windows where it
+        fits with time to fly on to the next one, or after the last."""
         mph = EXPEDITED_MPH if trip.expedited else CRUISE_MPH
+        best: Window | None = None
+        free_at, here = now, self.last_location
+        for following in (*self.schedule, None):
+            if following is None or following.departure > free_at:
+                window = self._trip(trip, free_at, here, mph)
+                fits = following is None or (
+                    window.delivery_eta + _flight(window.dropoff, following.departure_location)
+                    <= following.departure
+                )
+                if fits and (best is None or window.delivery_eta < best.delivery_eta):
+                    best = window
+            if following is not None:
+                free_at, here = max(free_at, following.delivery_eta), following.dropoff
+        assert best is not None  # the slot after the last window always fits
+        return best
+
+    @staticmethod
+    def _trip(trip: TripRequest, free_at: datetime, here: Location, mph: float) -> Window:
         to_pickup = miles_between(here, trip.pickup)
         carrying = miles_between(trip.pickup, trip.dropoff)
         departure = free_at
@@ -142,8 +168,11 @@ class Drone:
 
     def with_window(self, window: Window, now: datetime) -> Drone:
         pruned = self.pruned(now)
-        assert not pruned.schedule or window.departure >= pruned.schedule[-1].delivery_eta
-        return replace(pruned, schedule=(*pruned.schedule, window))
+        schedule = tuple(sorted((*pruned.schedule, window), key=lambda w: w.departure))
+        for before, after in itertools.pairwise(schedule):
+            if before.delivery_eta > after.departure:
+                raise DoubleBooking(f"{self.id}: {before.delivery_id} overlaps {after.delivery_id}")
+        return replace(pruned, schedule=schedule)
 
     def without(self, delivery_id: str, now: datetime) -> Drone:
         kept = tuple(w for w in self.schedule if w.delivery_id != delivery_id)
@@ -175,6 +204,11 @@ class Drone:
             last_location=Location.from_json(d["lastLocation"]),
             schedule=tuple(Window.from_json(w) for w in d["schedule"]),
         )
+
+
+def _flight(a: Location, b: Location) -> timedelta:
+    """An empty drone repositioning between trips flies at cruise speed."""
+    return timedelta(hours=miles_between(a, b) / CRUISE_MPH)
 
 
 def best_drone(

@@ -57,7 +57,9 @@ def test_the_guides_request_is_accepted_and_scheduled_with_a_drone(
         assert delivery["expedited"] is True and delivery["confirmationRequired"] == "None"
 
         status = client.get(f"{prefix}/api/deliveries/{delivery_id}/status").json()
-        assert status["stage"] in ("HeadedToPickup", "HeadedToDropoff")  # the pickup time is past
+        # The pickup time is past, so the drone leaves as soon as it is free: now, or after
+        # the trips it is already booked for when the fleet is busy (other tests load it).
+        assert status["stage"] in ("Created", "HeadedToPickup", "HeadedToDropoff")
         assert status["pickupETA"] < status["deliveryETA"]
 
 

@@ -16,6 +16,7 @@ from dronescheduler.models import (
     EQUALLY_GOOD,
     EXPEDITED_MPH,
     LOADING,
+    DoubleBooking,
     Drone,
     Location,
     TripRequest,
@@ -234,7 +235,7 @@ def test_a_window_overlapping_the_last_one_is_refused() -> None:
     # Planned against the idle drone, so it departs before the first window ends.
     clash = idle_drone().plan(trip(HOME, north_of(HOME, 1), delivery_id="b"), NOW)
     assert clash.departure < first.delivery_eta
-    with pytest.raises(AssertionError):
+    with pytest.raises(DoubleBooking):
         drone.with_window(clash, NOW)
 
 
@@ -434,3 +435,43 @@ def test_a_location_without_altitude_reads_as_ground_level() -> None:
     assert Location.from_json({"latitude": "47.5", "longitude": -122}) == Location(
         47.5, -122.0, 0.0
     )
+
+
+# A booking far ahead leaves the drone free until then.
+
+
+def test_a_booking_far_in_the_future_does_not_block_the_drone_until_then() -> None:
+    far = trip(
+        HOME, north_of(HOME, 3), delivery_id="far", earliest_pickup=NOW + timedelta(days=400)
+    )
+    drone = idle_drone()
+    drone = drone.with_window(drone.plan(far, NOW), NOW)
+    soon = drone.plan(trip(HOME, north_of(HOME, 2), delivery_id="soon"), NOW)
+    assert soon.departure == NOW
+    assert soon.delivery_eta < drone.window_for("far").departure  # type: ignore[union-attr]
+    drone = drone.with_window(soon, NOW)
+    assert [w.delivery_id for w in drone.schedule] == ["soon", "far"]
+
+
+def test_a_trip_that_cannot_reach_the_next_booking_in_time_goes_after_it() -> None:
+    drone = idle_drone()
+    # Booked to leave home in 20 minutes: a 30-mile trip cannot fit before that.
+    booked = window(
+        "booked", NOW + timedelta(minutes=20), NOW + timedelta(minutes=40), north_of(HOME, 1)
+    )
+    drone = drone.with_window(booked, NOW)
+    long_trip = drone.plan(trip(HOME, north_of(HOME, 30), delivery_id="long"), NOW)
+    assert long_trip.departure >= booked.delivery_eta
+    short_trip = drone.plan(trip(HOME, north_of(HOME, 1), delivery_id="short"), NOW)
+    # 1 mile there, 2 min loading, 1 mile back to the booking's start: fits before it.
+    assert short_trip.delivery_eta <= booked.departure
+    drone = drone.with_window(short_trip, NOW).with_window(long_trip, NOW)
+    assert [w.delivery_id for w in drone.schedule] == ["short", "booked", "long"]
+
+
+def test_a_window_inserted_over_another_is_refused() -> None:
+    drone = idle_drone().with_window(
+        window("a", NOW + timedelta(minutes=10), NOW + timedelta(minutes=30), HOME), NOW
+    )
+    with pytest.raises(DoubleBooking, match="b overlaps a"):
+        drone.with_window(window("b", NOW, NOW + timedelta(minutes=15), HOME), NOW)
