@@ -48,9 +48,24 @@ def integer(lo: int, hi: int | None = None) -> dict:
 QUEUE = url("amqp", "amqps", "servicebus", "sqlite")
 DOCUMENTS = url("postgresql", "postgres", "cosmos", "sqlite", "redis", "rediss")
 
+NUMBER_TEXT = {"type": ["number", "string"], "pattern": r"^[0-9]+(\.[0-9]+)?$", "minimum": 0}
+# Settings every service has (chassis/settings.py): the protections on its outbound calls
+# and fault injection for demos and chaos tests (off unless set).
+COMMON_ENV = {
+    "BREAKER_FAILURE_THRESHOLD": NUMBER_TEXT,
+    "BREAKER_RECOVERY_SECONDS": NUMBER_TEXT,
+    "BULKHEAD_MAX_CONCURRENT": NUMBER_TEXT,
+    "BULKHEAD_MAX_WAIT_SECONDS": NUMBER_TEXT,
+    "HTTP_TIMEOUT_SECONDS": NUMBER_TEXT,
+    "HTTP_RETRY_ATTEMPTS": NUMBER_TEXT,
+    "FAULT_ERROR_RATE": {"type": ["number", "string"], "pattern": r"^(0(\.[0-9]+)?|1(\.0+)?)$", "minimum": 0, "maximum": 1},
+    "FAULT_LATENCY_MS": NUMBER_TEXT,
+    "FAULT_ROUTES": STRING,
+}
+
 # Each service's own settings: the environment variables its Settings class reads.
 SERVICE_ENV: dict[str, tuple[dict, list[str]]] = {
-    "ingestion": ({"QUEUE_URL": QUEUE}, ["QUEUE_URL"]),
+    "ingestion": ({"QUEUE_URL": QUEUE, "STORE_URL": DOCUMENTS}, ["QUEUE_URL", "STORE_URL"]),
     "workflow": (
         {
             "QUEUE_URL": QUEUE,
@@ -119,7 +134,7 @@ def service_schema(service: str) -> dict:
         ),
         "imagePullSecrets": {"type": "array", "items": obj({"name": NAME}, ["name"])},
         "logLevel": {"enum": ["debug", "info", "warning", "error", "critical"]},
-        "env": obj(env_props, env_required),
+        "env": obj({**COMMON_ENV, **env_props}, env_required),
         "extraEnv": {"type": "array", "items": {"type": "object", "required": ["name"]}},
         "secretFiles": obj(
             {

@@ -46,13 +46,13 @@ CALLERS = {
     "delivery": {"workflow"},
 }
 CALLEES = {"workflow": {"package", "dronescheduler", "delivery"}}
-# The dev datastore each service owns: (app label, port).
+# The dev datastores each service uses: {(app label, port)}.
 DEV_STORES = {
-    "ingestion": ("rabbitmq", 5672),
-    "workflow": ("rabbitmq", 5672),
-    "package": ("postgres", 5432),
-    "dronescheduler": ("postgres", 5432),
-    "delivery": ("redis", 6379),
+    "ingestion": {("rabbitmq", 5672), ("redis", 6379)},
+    "workflow": {("rabbitmq", 5672)},
+    "package": {("postgres", 5432)},
+    "dronescheduler": {("postgres", 5432)},
+    "delivery": {("redis", 6379)},
 }
 # Azure endpoints: 443 (Cosmos DB, Entra ID, AMQP over WebSockets), 5671 (Service Bus
 # AMQP), 6380 (Azure Cache for Redis over TLS).
@@ -384,8 +384,8 @@ def test_service_egress_flows(manifests: tuple[Manifest, ...], environment: str)
         assert in_namespace == calls, name
         stores = egress - dns - calls
         if environment == "dev":
-            app, port = DEV_STORES[name]
-            assert stores == {(DATASTORES_NAMESPACE, app, port, "TCP")}, name
+            expected = {(DATASTORES_NAMESPACE, app, port, "TCP") for app, port in DEV_STORES[name]}
+            assert stores == expected, name
         else:
             assert stores and all(f[0] == "ipBlock" for f in stores), name
             assert {f[2] for f in stores} <= AZURE_PORTS, name
@@ -447,8 +447,9 @@ def test_datastores_admit_exactly_their_owners() -> None:
                 )
                 admitted.setdefault(app, set()).update(names)
     owners: dict[str, set[str]] = {}
-    for service, (app, _) in DEV_STORES.items():
-        owners.setdefault(app, set()).add(service)
+    for service, stores in DEV_STORES.items():
+        for app, _ in stores:
+            owners.setdefault(app, set()).add(service)
     assert admitted == owners
 
 
@@ -463,12 +464,14 @@ def test_dev_store_urls_name_the_dev_datastores(
     for name, d in deployments(render("dev")).items():
         (c,) = d["spec"]["template"]["spec"]["containers"]
         env = env_of(c)
-        url = env.get("STORE_URL") or env["QUEUE_URL"]
-        m = re.match(r"\w+://(?:[^@/]*@)?([^.:/]+)\.([^.:/]+)\.svc\.cluster\.local:(\d+)", url)
-        assert m, url
-        host, ns, port = m.group(1), m.group(2), int(m.group(3))
-        assert ns == DATASTORES_NAMESPACE and port in services[host], url
-        assert (host, port) == DEV_STORES[name], url
+        named = set()
+        for url in filter(None, (env.get("STORE_URL"), env.get("QUEUE_URL"))):
+            m = re.match(r"\w+://(?:[^@/]*@)?([^.:/]+)\.([^.:/]+)\.svc\.cluster\.local:(\d+)", url)
+            assert m, url
+            host, ns, port = m.group(1), m.group(2), int(m.group(3))
+            assert ns == DATASTORES_NAMESPACE and port in services[host], url
+            named.add((host, port))
+        assert named == DEV_STORES[name], name
 
 
 def load_yaml_docs_all(folder: Path) -> list[Manifest]:
