@@ -12,9 +12,11 @@ from fastapi import APIRouter, FastAPI
 
 from chassis import health as health_routes
 from chassis import telemetry
+from chassis.faults import FaultInjection
 from chassis.health import Health
 from chassis.metrics import HttpMetrics, fastapi_route, metrics_endpoint
 from chassis.problems import document_problems, install_problem_handlers
+from chassis.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,7 @@ def create_service_app(
     summary: str,
     routers: Sequence[APIRouter],
     resources: Resources | None = None,
+    settings: ServiceSettings | None = None,
 ) -> FastAPI:
     """An app that is ready once `resources` (stores, queues, clients) are open.
 
@@ -60,6 +63,14 @@ def create_service_app(
     app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
     for router in routers:
         app.include_router(router)
+    if settings is not None and (settings.fault_error_rate or settings.fault_latency_ms):
+        # Inside the metrics middleware: injected errors are counted like real ones.
+        app.add_middleware(
+            FaultInjection,
+            error_rate=settings.fault_error_rate,
+            latency_ms=settings.fault_latency_ms,
+            routes=settings.fault_routes,
+        )
     app.add_middleware(HttpMetrics, route_of=fastapi_route)
     telemetry.instrument_app(app)
     return app

@@ -1,14 +1,24 @@
 """Calls to other services: a timeout on every attempt, bounded jittered retries on what is
 transient (connection errors, timeouts, 429 and 5xx, honouring Retry-After), none on the
-rest (a 4xx other than 429 is the caller's mistake and will not change by retrying)."""
+rest (a 4xx other than 429 is the caller's mistake and will not change by retrying).
+
+Per downstream service also a circuit breaker (purgatory: after `threshold` failed attempts
+in a row, calls fail at once for `recovery` seconds, then one trial call decides) and a
+bulkhead (at most `max_concurrent` calls in flight; a call waits at most `max_wait` for a
+place), so that one slow or failing service cannot take all of the caller's capacity.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from purgatory import AsyncCircuitBreakerFactory
+from purgatory.domain.model import OpenedState
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -69,7 +79,7 @@ class _Wait:
     """Exponential backoff with jitter, unless the server said how long (Retry-After)."""
 
     def __init__(self, max_wait: float) -> None:
-        self._backoff = wait_exponential_jitter(exp_base=2, max=max_wait, jitter=0.1)
+        self._backoff = wait_exponential_jitter(multiplier=0.05, max=max_wait, jitter=0.1)
         self._max_wait = max_wait
 
     def __call__(self, state: RetryCallState) -> float:
@@ -81,8 +91,25 @@ class _Wait:
         return float(self._backoff(state))
 
 
+@dataclass(frozen=True)
+class Resilience:
+    """How hard a caller protects itself from one downstream service."""
+
+    breaker_threshold: int = 5
+    breaker_recovery_seconds: float = 10.0
+    bulkhead_max_concurrent: int = 64
+    bulkhead_max_wait_seconds: float = 5.0
+
+
+_BREAKER_STATES = {
+    "closed": BreakerState.CLOSED,
+    "half-opened": BreakerState.HALF_OPEN,
+    "opened": BreakerState.OPEN,
+}
+
+
 class ServiceClient:
-    """An HTTP client for one downstream service, with its pool and retry policy."""
+    """An HTTP client for one downstream service, with its pool and its protections."""
 
     def __init__(
         self,
@@ -93,8 +120,16 @@ class ServiceClient:
         attempts: int,
         max_wait_seconds: float,
         max_connections: int = 100,
+        resilience: Resilience | None = None,
     ) -> None:
         self.service = service
+        self.resilience = resilience or Resilience()
+        self._bulkhead = asyncio.Semaphore(self.resilience.bulkhead_max_concurrent)
+        self._breakers = AsyncCircuitBreakerFactory(
+            default_threshold=self.resilience.breaker_threshold,
+            default_ttl=self.resilience.breaker_recovery_seconds,
+        )
+        self._breakers.add_listener(self._breaker_changed)
         self._client = httpx.AsyncClient(
             base_url=base_url,
             timeout=httpx.Timeout(timeout_seconds),
@@ -105,11 +140,28 @@ class ServiceClient:
         telemetry.instrument_client(self._client, service)  # a CLIENT span per attempt
         self._attempts = attempts
         self._wait = _Wait(max_wait_seconds)
-        set_breaker_state(service, BreakerState.CLOSED)  # no breaker yet: always closed
+        set_breaker_state(service, BreakerState.CLOSED)
         DOWNSTREAM_RETRIES.labels(service)  # a series at 0 from the start, so rate() sees it
 
     async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """The response (2xx, or a 404/409 the caller wants to see); raises otherwise."""
+        """The response, unless it failed transiently on every attempt: then
+        DownstreamUnavailable. Non-retryable statuses (4xx) are returned for the caller to
+        judge."""
+        try:
+            await asyncio.wait_for(
+                self._bulkhead.acquire(), self.resilience.bulkhead_max_wait_seconds
+            )
+        except TimeoutError as e:
+            raise DownstreamUnavailable(
+                self.service, "bulkhead full: too many calls in flight"
+            ) from e
+        try:
+            return await self._with_retries(method, path, **kwargs)
+        finally:
+            self._bulkhead.release()
+
+    async def _with_retries(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        breaker = await self._breakers.get_breaker(self.service)
         try:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception(_transient),
@@ -119,14 +171,24 @@ class ServiceClient:
                 reraise=True,
             ):
                 with attempt:
-                    response = await self._client.request(method, path, **kwargs)
-                    if response.status_code in RETRYABLE_STATUS:
-                        raise _RetryableStatus(response)
+                    async with breaker:  # an open breaker raises OpenedState: no retry
+                        response = await self._client.request(method, path, **kwargs)
+                        if response.status_code in RETRYABLE_STATUS:
+                            raise _RetryableStatus(response)
+        except OpenedState as e:
+            raise DownstreamUnavailable(self.service, "circuit open") from e
         except _RetryableStatus as e:
             raise DownstreamUnavailable(self.service, f"HTTP {e.response.status_code}") from e
         except httpx.TransportError as e:
             raise DownstreamUnavailable(self.service, f"{type(e).__name__}: {e}") from e
         return response
+
+    def _breaker_changed(self, name: str, event_type: str, event: Any) -> None:
+        if event_type == "state_changed":
+            set_breaker_state(self.service, _BREAKER_STATES.get(event.state, BreakerState.CLOSED))
+            log.warning(
+                "circuit to %s is %s", self.service, event.state, extra={"downstream": self.service}
+            )
 
     def _log_retry(self, state: RetryCallState) -> None:
         DOWNSTREAM_RETRIES.labels(self.service).inc()

@@ -27,6 +27,15 @@ class ServiceSettings(BaseSettings):
     http_timeout_seconds: float = Field(5.0, gt=0)
     http_retry_attempts: int = Field(4, ge=1, le=20)
     http_retry_max_wait_seconds: float = Field(2.0, gt=0)
+    # Per downstream service: a circuit breaker and a bulkhead (see chassis/http.py).
+    breaker_failure_threshold: int = Field(5, ge=1, le=1000)
+    breaker_recovery_seconds: float = Field(10.0, gt=0)
+    bulkhead_max_concurrent: int = Field(64, ge=1, le=10_000)
+    bulkhead_max_wait_seconds: float = Field(5.0, gt=0)
+    # Fault injection for demos and chaos tests, off unless set (see chassis/faults.py).
+    fault_error_rate: float = Field(0.0, ge=0, le=1)
+    fault_latency_ms: int = Field(0, ge=0, le=60_000)
+    fault_routes: str = Field("", description="regex over request paths; empty means all")
     # Azure Monitor only (APPLICATIONINSIGHTS_CONNECTION_STRING set; see chassis/telemetry.py):
     # Live Metrics, and keeping telemetry on disk to resend after a failed export.
     azure_monitor_live_metrics: bool = True

@@ -21,7 +21,7 @@ async def wait_for(what: str, connect: Callable[[], Awaitable[T]], *, within: fl
 
     async for attempt in AsyncRetrying(
         stop=stop_after_delay(within),
-        wait=wait_exponential_jitter(max=5.0),
+        wait=wait_exponential_jitter(multiplier=0.2, max=5.0),
         before_sleep=before_sleep,
         reraise=True,
     ):

@@ -19,5 +19,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         name=SERVICE,
         summary="Delivery state and tracking.",
         routers=[router],
+        settings=settings,
         resources=open_collections(settings.store_url, DELIVERIES),
     )

@@ -35,5 +35,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         name=SERVICE,
         summary="Keeps the fleet and assigns drones to deliveries.",
         routers=[router],
+        settings=settings,
         resources=resources,
     )

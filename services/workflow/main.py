@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from chassis.app import create_service_app
 from chassis.health import Phase
-from chassis.http import ServiceClient
+from chassis.http import Resilience, ServiceClient
 from chassis.queue import QueueOptions, connect_message_queue
 from chassis.startup import wait_for
 from chassis.telemetry import MessagingTarget
@@ -35,6 +35,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             attempts=settings.http_retry_attempts,
             max_wait_seconds=settings.http_retry_max_wait_seconds,
             max_connections=settings.workflow_concurrency,
+            resilience=Resilience(
+                breaker_threshold=settings.breaker_failure_threshold,
+                breaker_recovery_seconds=settings.breaker_recovery_seconds,
+                bulkhead_max_concurrent=settings.bulkhead_max_concurrent,
+                bulkhead_max_wait_seconds=settings.bulkhead_max_wait_seconds,
+            ),
         )
 
     @asynccontextmanager
@@ -68,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             target=MessagingTarget.from_queue_url(settings.queue_url),
         )
         app.state.consumer = consumer
+        app.state.downstreams = downstreams
         app.state.health.add_liveness_check(
             "consumer", lambda: consumer.stalled_for() < settings.liveness_stall_seconds
         )
@@ -86,5 +93,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         name=SERVICE,
         summary="Carries delivery requests from the queue to package, drone scheduler, delivery.",
         routers=[router],
+        settings=settings,
         resources=resources,
     )

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from chassis.http import DownstreamUnavailable, ServiceClient
+from chassis.http import DownstreamUnavailable, Resilience, ServiceClient
 
 Answer = tuple[int, dict[str, str]]
 
@@ -140,7 +140,15 @@ async def test_429_with_retry_after_zero_is_retried_at_once(
     server: ScriptedServer,
 ) -> None:
     # Five retries: our own backoff would sleep at least 0.05 + 0.1 + 0.2 + 0.4 + 0.8 s.
-    client = client_for(server.url, attempts=6, max_wait=5.0)
+    # (A breaker that tolerates them: this is about Retry-After, not about the breaker.)
+    client = ServiceClient(
+        "package",
+        server.url,
+        timeout_seconds=2.0,
+        attempts=6,
+        max_wait_seconds=5.0,
+        resilience=Resilience(breaker_threshold=50),
+    )
     path = server.script("/busy-0", *[(429, {"Retry-After": "0"})] * 5, 200)
     try:
         await warm_up(client, server)
@@ -260,3 +268,83 @@ async def test_a_closed_port_is_unavailable() -> None:
         await client.aclose()
     assert caught.value.service == "package"
     assert time.monotonic() - started < 2.0
+
+
+# The circuit breaker and the bulkhead
+
+
+async def test_an_open_breaker_fails_calls_at_once_without_reaching_the_service(
+    server: ScriptedServer,
+) -> None:
+    path = server.script("/breaker-down", 503)
+    client = ServiceClient(
+        "package",
+        server.url,
+        timeout_seconds=2,
+        attempts=2,
+        max_wait_seconds=0.01,
+        resilience=Resilience(breaker_threshold=3, breaker_recovery_seconds=30),
+    )
+    try:
+        for _ in range(2):  # 2 calls x 2 attempts: the third failed attempt opens it
+            with pytest.raises(DownstreamUnavailable):
+                await client.request("GET", path)
+        assert server.hits[path] == 3
+        with pytest.raises(DownstreamUnavailable, match="circuit open"):
+            await client.request("GET", path)
+        assert server.hits[path] == 3  # refused locally: the struggling service is spared
+    finally:
+        await client.aclose()
+
+
+async def test_after_the_recovery_time_one_trial_call_closes_the_breaker(
+    server: ScriptedServer,
+) -> None:
+    path = server.script("/breaker-recovers", 503, 503, 200)
+    client = ServiceClient(
+        "package",
+        server.url,
+        timeout_seconds=2,
+        attempts=1,
+        max_wait_seconds=0.01,
+        resilience=Resilience(breaker_threshold=2, breaker_recovery_seconds=0.3),
+    )
+    try:
+        for _ in range(2):
+            with pytest.raises(DownstreamUnavailable):
+                await client.request("GET", path)
+        with pytest.raises(DownstreamUnavailable, match="circuit open"):
+            await client.request("GET", path)
+        await asyncio.sleep(0.4)  # the breaker's own recovery time, the behaviour under test
+        assert (await client.request("GET", path)).status_code == 200
+        assert (await client.request("GET", path)).status_code == 200
+    finally:
+        await client.aclose()
+
+
+async def test_a_full_bulkhead_turns_callers_away_instead_of_queueing_them_forever() -> None:
+    # A server that accepts connections and never answers: every call holds its place.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        client = ServiceClient(
+            "package",
+            url,
+            timeout_seconds=1.5,
+            attempts=1,
+            max_wait_seconds=0.01,
+            resilience=Resilience(bulkhead_max_concurrent=2, bulkhead_max_wait_seconds=0.2),
+        )
+        try:
+            stuck = [asyncio.create_task(client.request("GET", "/slow")) for _ in range(2)]
+            await asyncio.sleep(0.05)
+            started = time.monotonic()
+            with pytest.raises(DownstreamUnavailable, match="bulkhead full"):
+                await client.request("GET", "/slow")
+            assert time.monotonic() - started < 1.0
+            for task in stuck:
+                with pytest.raises(DownstreamUnavailable):
+                    await task
+        finally:
+            await client.aclose()
