@@ -4,8 +4,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from chassis.documents import DocumentStore
 from chassis.queue import MessageQueue
+from chassis.stores import collection_dependency
 from chassis.telemetry import MessagingTarget
+from ingestion.service import DELIVERY_REQUESTS
 
 
 def get_queue(request: Request) -> MessageQueue:
@@ -22,3 +25,6 @@ def get_queue_target(request: Request) -> MessagingTarget:
 
 
 QueueTargetDep = Annotated[MessagingTarget, Depends(get_queue_target)]
+
+
+StoreDep = Annotated[DocumentStore, Depends(collection_dependency(DELIVERY_REQUESTS))]

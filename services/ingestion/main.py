@@ -10,9 +10,11 @@ from fastapi import FastAPI
 from chassis.app import create_service_app
 from chassis.queue import connect_message_queue
 from chassis.startup import wait_for
+from chassis.stores import open_collections
 from chassis.telemetry import MessagingTarget
 from ingestion.config import Settings
 from ingestion.router import router
+from ingestion.service import DELIVERY_REQUESTS
 
 SERVICE = "ingestion"
 
@@ -20,18 +22,24 @@ SERVICE = "ingestion"
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
+    stores = open_collections(settings.store_url, DELIVERY_REQUESTS)
+
     @asynccontextmanager
     async def resources(app: FastAPI) -> AsyncIterator[None]:
-        app.state.queue = await wait_for("queue", lambda: connect_message_queue(settings.queue_url))
-        try:
-            yield
-        finally:
-            await app.state.queue.close()
+        async with stores(app):
+            app.state.queue = await wait_for(
+                "queue", lambda: connect_message_queue(settings.queue_url)
+            )
+            try:
+                yield
+            finally:
+                await app.state.queue.close()
 
     app = create_service_app(
         name=SERVICE,
         summary="Accepts delivery requests and queues them for workflow.",
         routers=[router],
+        settings=settings,
         resources=resources,
     )
     app.state.queue_target = MessagingTarget.from_queue_url(settings.queue_url)

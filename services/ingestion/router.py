@@ -3,11 +3,14 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Response, status
+from fastapi import APIRouter, Header, HTTPException, Path, Response, status
 
+from chassis.auth import Caller, WriterDep, auth_lifespan
+from chassis.documents import DocumentStore
+from chassis.problems import problem_responses
 from contracts.vocabulary import ResourceId
 from ingestion import service
-from ingestion.dependencies import QueueDep
+from ingestion.dependencies import QueueDep, QueueTargetDep, StoreDep
 from ingestion.schemas import (
     AcceptedDeliveryRequest,
     AcceptedReschedule,
@@ -16,16 +19,30 @@ from ingestion.schemas import (
 )
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/api/deliveryrequests", tags=["delivery requests"])
+router = APIRouter(
+    prefix="/api/deliveryrequests", tags=["delivery requests"], lifespan=auth_lifespan
+)
 
 DeliveryId = Annotated[
     ResourceId, Path(description="the id answered when the request was accepted")
 ]
 
 
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="the same key with the same body answers the same delivery, once",
+    ),
+]
+
+
 def _queue_unavailable(exc: Exception) -> HTTPException:
     # Nothing was accepted, so the client can safely retry; say when.
-    log.warning("queue send failed: %s", exc)
+    log.warning("could not accept the request: %s", exc)
     return HTTPException(
         status.HTTP_503_SERVICE_UNAVAILABLE,
         "the request could not be queued; nothing was accepted, retry later",
@@ -33,12 +50,46 @@ def _queue_unavailable(exc: Exception) -> HTTPException:
     )
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=AcceptedDeliveryRequest)
-async def create_delivery_request(
-    request: DeliveryRequest, queue: QueueDep, response: Response
-) -> AcceptedDeliveryRequest:
+async def _check_known(store: DocumentStore, caller: Caller, delivery_id: str) -> None:
+    """404 for an id this service never issued, and for another owner's (not told apart)."""
     try:
-        delivery_id = await service.accept_delivery(queue=queue, request=request)
+        owner = await service.owner_of(store=store, delivery_id=delivery_id)
+    except service.UnknownDelivery:
+        owner = None
+    if owner is None or not caller.owns(owner):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no delivery request {delivery_id!r}")
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=AcceptedDeliveryRequest,
+    responses=problem_responses(400, 403, 422, 503),
+)
+async def create_delivery_request(
+    request: DeliveryRequest,
+    queue: QueueDep,
+    store: StoreDep,
+    target: QueueTargetDep,
+    response: Response,
+    caller: WriterDep,
+    idempotency_key: IdempotencyKey = None,
+) -> AcceptedDeliveryRequest:
+    if not caller.owns(request.ownerId):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "ownerId must be the caller's own owner id")
+    try:
+        delivery_id = await service.accept_delivery(
+            queue=queue,
+            store=store,
+            target=target,
+            request=request,
+            idempotency_key=idempotency_key,
+        )
+    except service.IdempotencyKeyReused as e:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            "this Idempotency-Key was first used with a different request",
+        ) from e
     except Exception as e:
         raise _queue_unavailable(e) from e
     response.headers["Location"] = f"/api/deliveries/{delivery_id}"
@@ -46,27 +97,51 @@ async def create_delivery_request(
     return AcceptedDeliveryRequest(deliveryId=delivery_id, **request.model_dump())
 
 
-@router.patch("/{deliveryId}", response_model=AcceptedReschedule, response_model_exclude_unset=True)
+@router.patch(
+    "/{deliveryId}",
+    response_model=AcceptedReschedule,
+    response_model_exclude_unset=True,
+    responses=problem_responses(400, 404, 503),
+)
 async def reschedule_delivery_request(
-    deliveryId: DeliveryId, request: RescheduleRequest, queue: QueueDep
+    deliveryId: DeliveryId,
+    request: RescheduleRequest,
+    queue: QueueDep,
+    store: StoreDep,
+    target: QueueTargetDep,
+    caller: WriterDep,
 ) -> AcceptedReschedule:
     if not request.model_fields_set:
         raise HTTPException(
             status.HTTP_400_BAD_REQUEST,
             "nothing to reschedule: give pickupLocation, dropOffLocation, pickupTime or deadline",
         )
+    await _check_known(store, caller, deliveryId)
     try:
-        await service.accept_reschedule(queue=queue, delivery_id=deliveryId, request=request)
+        await service.accept_reschedule(
+            queue=queue, target=target, delivery_id=deliveryId, request=request
+        )
     except Exception as e:
         raise _queue_unavailable(e) from e
     log.info("reschedule accepted", extra={"deliveryId": deliveryId})
     return AcceptedReschedule(deliveryId=deliveryId, **request.model_dump(exclude_unset=True))
 
 
-@router.delete("/{deliveryId}", status_code=status.HTTP_204_NO_CONTENT)
-async def cancel_delivery_request(deliveryId: DeliveryId, queue: QueueDep) -> Response:
+@router.delete(
+    "/{deliveryId}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(400, 404, 503),
+)
+async def cancel_delivery_request(
+    deliveryId: DeliveryId,
+    queue: QueueDep,
+    store: StoreDep,
+    target: QueueTargetDep,
+    caller: WriterDep,
+) -> Response:
+    await _check_known(store, caller, deliveryId)
     try:
-        await service.accept_cancel(queue=queue, delivery_id=deliveryId)
+        await service.accept_cancel(queue=queue, target=target, delivery_id=deliveryId)
     except Exception as e:
         raise _queue_unavailable(e) from e
     log.info("cancel accepted", extra={"deliveryId": deliveryId})

@@ -1,13 +1,20 @@
-"""Use cases: turn a client's request into a queued message, and only then say yes."""
+"""Use cases: turn a client's request into a queued message, and only then say yes.
+
+Ingestion keeps a record of each delivery request it accepted (its own store): so that a
+POST retried with the same Idempotency-Key answers the same delivery instead of creating a
+second one, and so that a reschedule or cancel of an id it never issued is a 404 at once.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
 from datetime import UTC, datetime
 
 from chassis import telemetry
+from chassis.documents import Collection, DocumentExists, DocumentStore
 from chassis.logs import bind_log_fields
 from chassis.queue import MessageQueue, OutgoingMessage
 from chassis.telemetry import MessagingTarget
@@ -52,14 +59,59 @@ async def _send(
         ENQUEUE_SECONDS.labels(operation.value, outcome).observe(time.perf_counter() - started)
 
 
+DELIVERY_REQUESTS = Collection(name="deliveryrequests", indexed=("ownerId",), partition_key="id")
+# Keys are scoped by owner: two clients choosing the same key never meet.
+_IDEMPOTENCY_NAMESPACE = uuid.UUID("5b1f6c3e-8f0a-4d47-9a55-2f3c1c0f6d21")
+
+
+class IdempotencyKeyReused(Exception):
+    """The key was first used for a different request."""
+
+
+class UnknownDelivery(Exception):
+    """No delivery request with this id was ever accepted here."""
+
+
+def _fingerprint(request: DeliveryRequest) -> str:
+    return hashlib.sha256(request.model_dump_json().encode()).hexdigest()
+
+
 async def accept_delivery(
-    *, queue: MessageQueue, target: MessagingTarget, request: DeliveryRequest
+    *,
+    queue: MessageQueue,
+    store: DocumentStore,
+    target: MessagingTarget,
+    request: DeliveryRequest,
+    idempotency_key: str | None = None,
 ) -> str:
-    """Queue a new delivery; return its id once the queue has it durably."""
-    delivery_id = str(uuid.uuid4())
-    message = DeliveryRequested(
-        deliveryId=delivery_id, requestedAt=datetime.now(UTC), **request.model_dump()
-    )
+    """Queue a new delivery; return its id once the queue has it durably.
+
+    With an idempotency key the id is derived from it, and a repeat sends the very message
+    it sent the first time (the first send may have failed after the record was written).
+    """
+    fingerprint = _fingerprint(request)
+    if idempotency_key is None:
+        delivery_id = str(uuid.uuid4())
+    else:
+        delivery_id = str(
+            uuid.uuid5(_IDEMPOTENCY_NAMESPACE, f"{request.ownerId}\n{idempotency_key}")
+        )
+    body = await _recorded_message(store, delivery_id, fingerprint)
+    if body is None:
+        body = DeliveryRequested(
+            deliveryId=delivery_id, requestedAt=datetime.now(UTC), **request.model_dump()
+        ).model_dump_json()
+        record = {
+            "ownerId": request.ownerId,
+            "fingerprint": fingerprint,
+            "message": body,
+            "acceptedAt": datetime.now(UTC).isoformat(),
+        }
+        try:
+            await store.create(delivery_id, record)
+        except DocumentExists:  # the same key, concurrently: one of the two records wins
+            body = await _recorded_message(store, delivery_id, fingerprint)
+            assert body is not None
     # The delivery id is the message id, so the queue's duplicate detection sees resends.
     await _send(
         queue=queue,
@@ -67,9 +119,28 @@ async def accept_delivery(
         delivery_id=delivery_id,
         message_id=delivery_id,
         operation=Operation.DELIVERY,
-        body=message.model_dump_json(),
+        body=body,
     )
     return delivery_id
+
+
+async def _recorded_message(store: DocumentStore, delivery_id: str, fingerprint: str) -> str | None:
+    doc = await store.get(delivery_id)
+    if doc is None:
+        return None
+    if doc.body["fingerprint"] != fingerprint:
+        raise IdempotencyKeyReused(delivery_id)
+    message: str = doc.body["message"]
+    return message
+
+
+async def owner_of(*, store: DocumentStore, delivery_id: str) -> str:
+    """The owner of an accepted delivery request; UnknownDelivery if there is none."""
+    doc = await store.get(delivery_id)
+    if doc is None:
+        raise UnknownDelivery(delivery_id)
+    owner: str = doc.body["ownerId"]
+    return owner
 
 
 async def accept_reschedule(

@@ -39,7 +39,7 @@ class Footing:
         return cls(
             "embedded",
             {
-                "ingestion": {"QUEUE_URL": queue},
+                "ingestion": {"QUEUE_URL": queue, "STORE_URL": f"sqlite:///{d}/ingestion.db"},
                 "workflow": {"QUEUE_URL": queue},
                 "package": {"STORE_URL": f"sqlite:///{d}/package.db"},
                 "dronescheduler": {"STORE_URL": f"sqlite:///{d}/dronescheduler.db"},
@@ -51,14 +51,15 @@ class Footing:
     def servers(
         cls, *, postgres: str, redis: str, amqp: str, queue: str = "deliveryrequests"
     ) -> Footing:
-        """PostgreSQL for package and drone scheduler (a database each), Redis for delivery,
-        RabbitMQ for the queue: the compose footing, on servers already running."""
+        """PostgreSQL for package and drone scheduler (a database each), Redis for delivery and
+        ingestion (a key space each), RabbitMQ for the queue: the compose footing, on servers
+        already running."""
         pg = postgres.rstrip("/")
         queue_url = f"{amqp}?queue={queue}"
         return cls(
             "servers",
             {
-                "ingestion": {"QUEUE_URL": queue_url},
+                "ingestion": {"QUEUE_URL": queue_url, "STORE_URL": redis},
                 "workflow": {"QUEUE_URL": queue_url},
                 "package": {"STORE_URL": f"{pg}/package"},
                 "dronescheduler": {"STORE_URL": f"{pg}/dronescheduler"},

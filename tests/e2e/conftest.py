@@ -105,6 +105,7 @@ def _footing(tmp: Path) -> tuple[Footing, Callable[[], None]]:
     footing.urls["package"]["STORE_URL"] = f"{base}/e2e_{run}_package"
     footing.urls["dronescheduler"]["STORE_URL"] = f"{base}/e2e_{run}_dronescheduler"
     footing.urls["delivery"]["STORE_URL"] = redis
+    footing.urls["ingestion"]["STORE_URL"] = redis
 
     def cleanup() -> None:
         import asyncio

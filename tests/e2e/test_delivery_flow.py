@@ -267,3 +267,34 @@ def test_every_service_reports_live_and_ready(system: System) -> None:
         with system.internal(service) as client:
             assert client.get("/health/live").status_code == 200, service
             assert client.get("/health/ready").json() == {"status": "ready"}, service
+
+
+def test_a_retried_post_with_the_same_idempotency_key_is_one_delivery(system: System) -> None:
+    body = request_body(ownerId="owner-idempotent", pickupTime=later(1))
+    key = {"Idempotency-Key": f"order-{datetime.now(UTC).timestamp()}"}
+    with system.client() as client:
+        first = client.post("/api/deliveryrequests", json=body, headers=key)
+        again = client.post("/api/deliveryrequests", json=body, headers=key)
+        assert first.status_code == again.status_code == 202
+        delivery_id = first.json()["deliveryId"]
+        assert again.json()["deliveryId"] == delivery_id
+        assert again.headers["location"] == first.headers["location"]
+        wait_for_delivery(client, delivery_id)
+
+        other = client.post("/api/deliveryrequests", json={**body, "expedited": False}, headers=key)
+        assert other.status_code == 422, other.text
+        assert "Idempotency-Key" in other.json()["detail"]
+    with system.internal("dronescheduler") as scheduler:
+        fleet = scheduler.get("/api/drones").json()
+    holders = [d["id"] for d in fleet for w in d["schedule"] if w["deliveryId"] == delivery_id]
+    assert len(holders) == 1
+
+
+@pytest.mark.parametrize("method", ["PATCH", "DELETE"])
+def test_changing_a_delivery_that_was_never_requested_is_a_404(system: System, method: str) -> None:
+    with system.client() as client:
+        r = client.request(
+            method, "/api/deliveryrequests/never-issued", json={"pickupTime": later(1)}
+        )
+    assert r.status_code == 404, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
