@@ -4,6 +4,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
+from chassis.auth import Caller, ReaderDep, WriterDep, auth_lifespan
+from chassis.documents import DocumentStore
 from chassis.problems import problem_responses
 from contracts.vocabulary import ResourceId
 from delivery import service
@@ -18,13 +20,22 @@ from delivery.schemas import (
     NotifyMeRequest,
 )
 
-router = APIRouter(prefix="/api/deliveries", tags=["deliveries"])
+router = APIRouter(prefix="/api/deliveries", tags=["deliveries"], lifespan=auth_lifespan)
 
 DeliveryId = Annotated[ResourceId, Path()]
 
 
 def _not_found(delivery_id: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, f"no delivery {delivery_id!r}")
+
+
+async def _check_owner(caller: Caller, store: DocumentStore, delivery_id: str) -> None:
+    # Another owner's delivery answers 404, as a missing one does: its existence is not told.
+    if caller.unrestricted or caller.admin:
+        return
+    doc = await store.get(delivery_id)
+    if doc is None or doc.body.get("ownerId") != caller.owner_id:
+        raise _not_found(delivery_id)
 
 
 def _cancelled(delivery_id: str) -> HTTPException:
@@ -43,9 +54,11 @@ async def delivery_summary(
 
 
 @router.get("/{deliveryId}", response_model=Delivery, responses=problem_responses(400, 404))
-async def get_delivery(deliveryId: DeliveryId, store: StoreDep) -> dict[str, Any]:
+async def get_delivery(
+    deliveryId: DeliveryId, store: StoreDep, caller: ReaderDep
+) -> dict[str, Any]:
     doc = await store.get(deliveryId)
-    if doc is None:
+    if doc is None or not caller.owns(doc.body.get("ownerId", "")):
         raise _not_found(deliveryId)
     return doc.body
 
@@ -53,7 +66,10 @@ async def get_delivery(deliveryId: DeliveryId, store: StoreDep) -> dict[str, Any
 @router.get(
     "/{deliveryId}/status", response_model=DeliveryStatus, responses=problem_responses(400, 404)
 )
-async def get_delivery_status(deliveryId: DeliveryId, store: StoreDep) -> DeliveryStatus:
+async def get_delivery_status(
+    deliveryId: DeliveryId, store: StoreDep, caller: ReaderDep
+) -> DeliveryStatus:
+    await _check_owner(caller, store, deliveryId)
     found = await service.status(store=store, delivery_id=deliveryId)
     if found is None:
         raise _not_found(deliveryId)
@@ -119,7 +135,10 @@ async def cancel_delivery(deliveryId: DeliveryId, store: StoreDep) -> Response:
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(400, 404, 409),
 )
-async def notify_me(deliveryId: DeliveryId, data: NotifyMeRequest, store: StoreDep) -> Response:
+async def notify_me(
+    deliveryId: DeliveryId, data: NotifyMeRequest, store: StoreDep, caller: WriterDep
+) -> Response:
+    await _check_owner(caller, store, deliveryId)
     return await _write(
         deliveryId, service.add_notify_me(store=store, delivery_id=deliveryId, data=data)
     )

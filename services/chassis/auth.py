@@ -1,0 +1,289 @@
+"""Who is calling the public API: Entra ID bearer tokens, checked when AUTH_ENABLED is true.
+
+A token is accepted when its signature verifies against the tenant's published keys (the
+JWKS, fetched and cached), its issuer and audience are this API's, and it has not expired.
+What it may do comes from its delegated scopes (`scp`, a user signed in to a client app)
+or its application roles (`roles`, an app calling as itself):
+
+  write  Deliveries.Write (scope or role)   POST, PATCH, DELETE /api/deliveryrequests...
+  read   Deliveries.Read  (scope or role)   GET /api/deliveries/{id}[/status]
+  admin  Deliveries.Admin (role)            sees and acts for every owner
+
+A caller's owner id is one claim of its token (AUTH_OWNER_CLAIM, default `oid`: the
+object id of the user or application in the tenant, present in every Entra ID token and
+never reassigned). A delivery request's `ownerId` must be the caller's own, and a caller
+reads only its own deliveries, unless it is an admin. A tenant whose owners are accounts
+rather than people can issue a custom claim instead (e.g. a directory extension) and name
+it here.
+
+Off by default (the embedded and compose footings have no identity provider), with a
+warning at start-up that says so. Internal routes (workflow's calls) take no token: only
+workflow can reach them (NetworkPolicy), and they are not routed from outside.
+
+Configuration, from the environment:
+  AUTH_ENABLED          true to require tokens on the public routes
+  AUTH_TENANT_ID        the Entra ID tenant (GUID); derives the issuer and the JWKS URL
+  AUTH_AUDIENCE         the API's application (client) id, or its App ID URI; several
+                        may be given, comma-separated
+  AUTH_ISSUER           default https://login.microsoftonline.com/<tenant>/v2.0
+  AUTH_JWKS_URL         default https://login.microsoftonline.com/<tenant>/discovery/v2.0/keys
+  AUTH_OWNER_CLAIM      default oid
+  AUTH_WRITE_PERMISSION, AUTH_READ_PERMISSION, AUTH_ADMIN_ROLE
+                        default Deliveries.Write, Deliveries.Read, Deliveries.Admin
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from enum import Enum
+from typing import Annotated, Any, Self
+
+import jwt
+from fastapi import Depends, FastAPI, HTTPException, Request, status
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+ALGORITHMS = ("RS256",)  # what Entra ID signs access tokens with
+
+
+class Permission(Enum):
+    READ = "read"
+    WRITE = "write"
+
+
+class AuthSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AUTH_", env_file=None, extra="ignore")
+
+    enabled: bool = False
+    tenant_id: str = ""
+    audience: str = ""
+    issuer: str = ""
+    jwks_url: str = ""
+    authority_host: str = "https://login.microsoftonline.com"
+    owner_claim: str = "oid"
+    write_permission: str = "Deliveries.Write"
+    read_permission: str = "Deliveries.Read"
+    admin_role: str = "Deliveries.Admin"
+    # Clock skew allowed on exp/nbf/iat, and how long fetched keys are trusted before a
+    # refetch (an unknown key id refetches at once: Entra ID rolls its keys).
+    leeway_seconds: float = Field(60.0, ge=0, le=300)
+    jwks_cache_seconds: float = Field(3600.0, gt=0)
+    jwks_timeout_seconds: float = Field(5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _complete_when_enabled(self) -> Self:
+        if not self.enabled:
+            return self
+        if "/" in self.tenant_id:
+            raise ValueError("AUTH_TENANT_ID is a tenant id or domain, not a URL")
+        authority = f"{self.authority_host.rstrip('/')}/{self.tenant_id}"
+        if self.tenant_id:
+            self.issuer = self.issuer or f"{authority}/v2.0"
+            self.jwks_url = self.jwks_url or f"{authority}/discovery/v2.0/keys"
+        missing = [
+            name
+            for name, value in (
+                ("AUTH_AUDIENCE", self.audience),
+                ("AUTH_ISSUER (or AUTH_TENANT_ID)", self.issuer),
+                ("AUTH_JWKS_URL (or AUTH_TENANT_ID)", self.jwks_url),
+            )
+            if not value.strip()
+        ]
+        if missing:
+            raise ValueError(f"AUTH_ENABLED is true but {', '.join(missing)} is not set")
+        return self
+
+    @property
+    def audiences(self) -> list[str]:
+        return [a.strip() for a in self.audience.split(",") if a.strip()]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who made a request, as its token says."""
+
+    subject: str
+    owner_id: str
+    scopes: frozenset[str] = frozenset()
+    roles: frozenset[str] = frozenset()
+    admin: bool = False
+    # True only when authentication is off: every owner's data is open to the caller.
+    unrestricted: bool = False
+
+    def owns(self, owner_id: str) -> bool:
+        return self.unrestricted or self.admin or owner_id == self.owner_id
+
+
+ANONYMOUS = Caller(subject="", owner_id="", unrestricted=True)
+
+
+def _bearer_error(status_code: int, error: str, description: str, **params: str) -> HTTPException:
+    # RFC 6750 section 3: the challenge names what was wrong; a request without any
+    # credentials gets the bare challenge.
+    parts = ['Bearer realm="drone-delivery"']
+    if error:
+        parts += [f'error="{error}"', f'error_description="{description}"']
+    parts += [f'{k}="{v}"' for k, v in params.items()]
+    return HTTPException(status_code, description, headers={"WWW-Authenticate": ", ".join(parts)})
+
+
+class Authenticator:
+    """Checks bearer tokens against one tenant's keys; one per app."""
+
+    def __init__(self, settings: AuthSettings) -> None:
+        self.settings = settings
+        self._keys = (
+            jwt.PyJWKClient(
+                settings.jwks_url,
+                cache_jwk_set=True,
+                lifespan=int(settings.jwks_cache_seconds),
+                timeout=int(settings.jwks_timeout_seconds),
+            )
+            if settings.enabled
+            else None
+        )
+
+    def describe(self) -> str:
+        s = self.settings
+        if not s.enabled:
+            return (
+                "API authentication is OFF (AUTH_ENABLED is not true): the public routes "
+                "accept any caller and every owner's deliveries are readable. Set "
+                "AUTH_ENABLED=true, AUTH_TENANT_ID and AUTH_AUDIENCE to require Entra ID tokens."
+            )
+        return (
+            f"API authentication is ON: Entra ID bearer tokens from issuer {s.issuer} for "
+            f"audience {', '.join(s.audiences)}; owner claim {s.owner_claim!r}"
+        )
+
+    async def caller(self, authorization: str | None, permission: Permission) -> Caller:
+        if self._keys is None:
+            return ANONYMOUS
+        token = _bearer_token(authorization)
+        claims = await self._verified_claims(token)
+        caller = self._caller_of(claims)
+        needed = (
+            self.settings.write_permission
+            if permission is Permission.WRITE
+            else self.settings.read_permission
+        )
+        if not (caller.admin or needed in caller.scopes or needed in caller.roles):
+            raise _bearer_error(
+                status.HTTP_403_FORBIDDEN,
+                "insufficient_scope",
+                f"the token grants neither the scope nor the role {needed}",
+                scope=needed,
+            )
+        return caller
+
+    async def _verified_claims(self, token: str) -> dict[str, Any]:
+        assert self._keys is not None
+        s = self.settings
+        try:
+            # PyJWKClient fetches over blocking urllib (rarely: the key set is cached).
+            key = await asyncio.to_thread(self._keys.get_signing_key_from_jwt, token)
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key=key.key,
+                algorithms=list(ALGORITHMS),
+                audience=s.audiences,
+                issuer=s.issuer,
+                leeway=s.leeway_seconds,
+                options={"require": ["exp", "iss", "aud"]},
+            )
+        except jwt.PyJWKClientConnectionError as e:
+            log.warning("could not fetch the token signing keys: %s", e)
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                "the token could not be checked (signing keys unavailable); retry later",
+                headers={"Retry-After": "5"},
+            ) from e
+        except jwt.ExpiredSignatureError as e:
+            raise _bearer_error(401, "invalid_token", "the token has expired") from e
+        except jwt.InvalidAudienceError as e:
+            raise _bearer_error(401, "invalid_token", "the token is not for this API") from e
+        except jwt.InvalidIssuerError as e:
+            raise _bearer_error(401, "invalid_token", "the token is from another issuer") from e
+        except jwt.InvalidSignatureError as e:
+            raise _bearer_error(401, "invalid_token", "the token signature is invalid") from e
+        except (jwt.PyJWTError, ValueError) as e:
+            # Malformed, unknown key id, missing claims, not yet valid, wrong algorithm.
+            raise _bearer_error(401, "invalid_token", "the token is not valid") from e
+        return claims
+
+    def _caller_of(self, claims: dict[str, Any]) -> Caller:
+        s = self.settings
+        owner = claims.get(s.owner_claim)
+        if not isinstance(owner, str) or not owner:
+            raise _bearer_error(
+                401, "invalid_token", f"the token has no {s.owner_claim!r} claim to own deliveries"
+            )
+        scp = claims.get("scp", "")
+        roles = claims.get("roles", [])
+        scopes = frozenset(scp.split()) if isinstance(scp, str) else frozenset()
+        role_set = (
+            frozenset(r for r in roles if isinstance(r, str))
+            if isinstance(roles, list)
+            else frozenset()
+        )
+        return Caller(
+            subject=str(claims.get("sub", "")),
+            owner_id=owner,
+            scopes=scopes,
+            roles=role_set,
+            admin=s.admin_role in role_set,
+        )
+
+
+def _bearer_token(authorization: str | None) -> str:
+    if not authorization:
+        raise _bearer_error(status.HTTP_401_UNAUTHORIZED, "", "a bearer token is required")
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _bearer_error(
+            status.HTTP_401_UNAUTHORIZED, "invalid_request", "use Authorization: Bearer <token>"
+        )
+    return token.strip()
+
+
+def authenticator(app: FastAPI) -> Authenticator:
+    """The app's authenticator: `app.state.auth` if the composition root set one, otherwise
+    made once from the environment (AuthSettings) and logged."""
+    found = getattr(app.state, "auth", None)
+    if isinstance(found, Authenticator):
+        return found
+    made = Authenticator(AuthSettings())
+    app.state.auth = made
+    (log.info if made.settings.enabled else log.warning)(
+        made.describe(), extra={"event": "auth", "enabled": made.settings.enabled}
+    )
+    return made
+
+
+@asynccontextmanager
+async def auth_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """For a router's `lifespan`: settle (and log) authentication at start-up, so a bad
+    configuration stops the service instead of failing its first request."""
+    authenticator(app)
+    yield
+
+
+def require(permission: Permission) -> Callable[[Request], Awaitable[Caller]]:
+    """A FastAPI dependency: the caller, allowed `permission`, or a 401/403 problem."""
+
+    async def caller(request: Request) -> Caller:
+        return await authenticator(request.app).caller(
+            request.headers.get("Authorization"), permission
+        )
+
+    return caller
+
+
+ReaderDep = Annotated[Caller, Depends(require(Permission.READ))]
+WriterDep = Annotated[Caller, Depends(require(Permission.WRITE))]
