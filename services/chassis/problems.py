@@ -100,6 +100,7 @@ _DESCRIPTIONS = {
     400: "Invalid request: `errors` names each bad field",
     404: "No such resource",
     409: "Conflicts with the resource's state (for example, it was cancelled)",
+    422: "The Idempotency-Key was first used with a different request",
     503: "Temporarily unavailable; nothing was done. Retry after `Retry-After` seconds",
 }
 
@@ -127,7 +128,9 @@ def document_problems(app: FastAPI) -> None:
         for path in schema.get("paths", {}).values():
             for operation in path.values():
                 responses = operation.get("responses", {})
-                if responses.pop("422", None) is not None:
+                default = responses.get("422", {}).get("description") == "Validation Error"
+                if default:  # FastAPI's own; a route's deliberate 422 stays
+                    del responses["422"]
                     responses.setdefault("400", problem_responses(400)[400])
         for name in ("HTTPValidationError", "ValidationError"):
             schema.get("components", {}).get("schemas", {}).pop(name, None)

@@ -99,21 +99,28 @@ def create_gateway(settings: Settings) -> Starlette:
                 response.headers["Allow"] = ", ".join(allowed)
                 return response
             return problem(404, "Not Found", f"no public API at {path}")
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
-        headers.setdefault("x-request-id", uuid.uuid4().hex)
+        # Raw bytes in and out: a client's non-ASCII header value passes through unchanged
+        # (decoding and re-encoding it as text would fail) for the service to judge.
+        headers = {
+            k.decode("latin-1"): v
+            for k, v in request.headers.raw
+            if k.decode("latin-1") not in HOP_BY_HOP
+        }
+        request_id = headers.setdefault("x-request-id", uuid.uuid4().hex.encode())
         client_host = request.client.host if request.client else ""
-        headers["x-forwarded-for"] = ", ".join(
-            filter(None, [headers.get("x-forwarded-for"), client_host])
+        forwarded_for = headers.get("x-forwarded-for", b"").decode("latin-1")
+        headers["x-forwarded-for"] = ", ".join(filter(None, [forwarded_for, client_host])).encode(
+            "latin-1"
         )
-        headers["x-forwarded-host"] = request.headers.get("host", "")
-        headers["x-forwarded-proto"] = request.url.scheme
+        headers["x-forwarded-host"] = next((v for k, v in request.headers.raw if k == b"host"), b"")
+        headers["x-forwarded-proto"] = request.url.scheme.encode()
         try:
             upstream = await clients[route.service].request(
                 request.method,
                 strip_version(path),
                 params=request.url.query,
                 content=await request.body(),
-                headers=headers,
+                headers=[(k.encode("latin-1"), v) for k, v in headers.items()],
             )
         except httpx.TimeoutException:
             return problem(504, "Gateway Timeout", f"{route.service} did not answer in time")
@@ -123,7 +130,7 @@ def create_gateway(settings: Settings) -> Starlette:
         location = out.get("location")
         if location and path.startswith(VERSION_PREFIX + "/") and location.startswith("/api/"):
             out["location"] = VERSION_PREFIX + location  # keep the client on its version
-        out["x-request-id"] = headers["x-request-id"]
+        out["x-request-id"] = request_id.decode("latin-1")
         return Response(upstream.content, status_code=upstream.status_code, headers=out)
 
     async def openapi(request: Request) -> Response:

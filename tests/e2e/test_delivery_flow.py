@@ -298,3 +298,13 @@ def test_changing_a_delivery_that_was_never_requested_is_a_404(system: System, m
         )
     assert r.status_code == 404, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
+
+
+def test_a_header_value_that_is_not_ascii_passes_the_entry_point(system: System) -> None:
+    with system.client() as client:
+        r = client.post(
+            "/api/deliveryrequests",
+            json=request_body(ownerId="owner-headers"),
+            headers=[(b"X-Note", "caf\u00e9".encode("latin-1"))],
+        )
+    assert r.status_code == 202, r.text
