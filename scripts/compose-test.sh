@@ -81,6 +81,12 @@ e2e() {
     E2E_BASE_URL="http://127.0.0.1:$GATEWAY_PORT" "$UV" run --frozen pytest tests/e2e ${PYTEST_ARGS:--q}
 }
 
+restarts() {
+    # shellcheck disable=SC2086 # PYTEST_ARGS is a list of flags
+    COMPOSE_CMD="${COMPOSE[*]}" E2E_BASE_URL="http://127.0.0.1:$GATEWAY_PORT" \
+        "$UV" run --frozen pytest tests/compose ${PYTEST_ARGS:--q} -s
+}
+
 phase engine-install scripts/docker-engine.sh install
 phase engine-start scripts/docker-engine.sh start
 phase standins scripts/build-standins.sh
@@ -94,3 +100,4 @@ compose_started=1
 phase up "${COMPOSE[@]}" up --wait --wait-timeout 240 --no-build
 phase datastores check_datastores
 phase e2e e2e
+phase restarts restarts
