@@ -16,6 +16,7 @@ from chassis.faults import FaultInjection
 from chassis.health import Health
 from chassis.metrics import HttpMetrics, fastapi_route, metrics_endpoint
 from chassis.problems import document_problems, install_problem_handlers
+from chassis.public import IsPublic, PublicPortGuard
 from chassis.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ def create_service_app(
     routers: Sequence[APIRouter],
     resources: Resources | None = None,
     settings: ServiceSettings | None = None,
+    is_public: IsPublic | None = None,
 ) -> FastAPI:
     """An app that is ready once `resources` (stores, queues, clients) are open.
 
@@ -70,6 +72,12 @@ def create_service_app(
             error_rate=settings.fault_error_rate,
             latency_ms=settings.fault_latency_ms,
             routes=settings.fault_routes,
+        )
+    if settings is not None and settings.public_port:
+        app.add_middleware(
+            PublicPortGuard,
+            public_port=settings.public_port,
+            is_public=is_public or (lambda method, path: False),
         )
     app.add_middleware(HttpMetrics, route_of=fastapi_route)
     telemetry.instrument_app(app)

@@ -8,6 +8,7 @@ serving for `drain_seconds`, then stops accepting, lets in-flight requests finis
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from types import FrameType
 
@@ -65,7 +66,24 @@ def serve(app: FastAPI, settings: ServiceSettings, service: str) -> None:
         timeout_keep_alive=30,
         server_header=False,
     )
+    sockets = None
+    if settings.public_port:
+        # Two listeners: the internal port serves everything; the public port, the one the
+        # ingress targets, only the public routes (see chassis/public.py).
+        sockets = [
+            _listen(settings.host, settings.port),
+            _listen(settings.host, settings.public_port),
+        ]
     try:
-        DrainingServer(config, app.state.health, settings.drain_seconds).run()
+        DrainingServer(config, app.state.health, settings.drain_seconds).run(sockets=sockets)
     finally:
         shutdown_telemetry()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock

@@ -18,6 +18,9 @@ class ServiceSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
+    # A second port that serves only the service's public routes: what an ingress targets,
+    # since an ingress routes by path and cannot tell a public GET from an internal PUT.
+    public_port: int | None = Field(None, ge=1, le=65535)
     log_level: str = "info"
     # How long a draining service keeps answering before it stops (the load balancer must
     # notice "not ready" first), and how long in-flight work then gets to finish.

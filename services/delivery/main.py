@@ -9,6 +9,7 @@ from chassis.stores import open_collections
 from delivery.config import Settings
 from delivery.router import router
 from delivery.service import DELIVERIES
+from gateway.routes import routed_to
 
 SERVICE = "delivery"
 
@@ -20,5 +21,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Delivery state and tracking.",
         routers=[router],
         settings=settings,
+        is_public=routed_to(SERVICE),
         resources=open_collections(settings.store_url, DELIVERIES),
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 VERSION_PREFIX = "/v0.1.0"
@@ -62,6 +63,16 @@ def methods_for(path: str) -> list[str]:
 
 def path_is_public(path: str) -> bool:
     return bool(methods_for(path))
+
+
+def routed_to(service: str) -> Callable[[str, str], bool]:
+    """Whether a request (method, path) is one the entry point routes to `service`."""
+
+    def is_public(method: str, path: str) -> bool:
+        route = route_for(method, path)
+        return route is not None and route.service == service
+
+    return is_public
 
 
 def as_json() -> str:

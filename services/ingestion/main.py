@@ -12,6 +12,7 @@ from chassis.queue import connect_message_queue
 from chassis.startup import wait_for
 from chassis.stores import open_collections
 from chassis.telemetry import MessagingTarget
+from gateway.routes import routed_to
 from ingestion.config import Settings
 from ingestion.router import router
 from ingestion.service import DELIVERY_REQUESTS
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Accepts delivery requests and queues them for workflow.",
         routers=[router],
         settings=settings,
+        is_public=routed_to(SERVICE),
         resources=resources,
     )
     app.state.queue_target = MessagingTarget.from_queue_url(settings.queue_url)

@@ -145,7 +145,9 @@ def test_every_service_probes_health_in_seconds(manifests: tuple[Manifest, ...])
         assert startup["periodSeconds"] <= 2, name
         assert 10 <= startup["periodSeconds"] * startup["failureThreshold"] <= 120, name
         ports = {p["name"]: p["containerPort"] for p in c["ports"]}
-        assert ports == {"http": 8080}, name
+        # Public services also listen on 8081, where only the public routes are served.
+        public = {"public": 8081} if name in PUBLIC_SERVICES else {}
+        assert ports == {"http": 8080, **public}, name
 
 
 def test_every_service_listens_as_configured(manifests: tuple[Manifest, ...]) -> None:
@@ -154,6 +156,7 @@ def test_every_service_listens_as_configured(manifests: tuple[Manifest, ...]) ->
         (c,) = d["spec"]["template"]["spec"]["containers"]
         env = env_of(c)
         assert env["HOST"] == "0.0.0.0" and env["PORT"] == "8080", name
+        assert env.get("PUBLIC_PORT") == ("8081" if name in PUBLIC_SERVICES else None), name
         assert env["LOG_LEVEL"] in ("debug", "info", "warning", "error", "critical")
         assert re.fullmatch(
             rf"[^/]+(/[^/]+)*/drone-delivery/{name}(:[\w.-]+|@sha256:\w+)", c["image"]
@@ -254,7 +257,7 @@ def ingress_paths(manifests: tuple[Manifest, ...]) -> dict[bool, dict[str, str]]
         for rule in ing["spec"]["rules"]:
             for p in rule["http"]["paths"]:
                 assert p["pathType"] == "ImplementationSpecific"  # regex paths
-                assert p["backend"]["service"]["port"] == {"name": "http"}
+                assert p["backend"]["service"]["port"] == {"name": "public"}
                 found[versioned][p["path"]] = p["backend"]["service"]["name"]
     return found
 
@@ -370,7 +373,7 @@ def test_service_ingress_flows(manifests: tuple[Manifest, ...]) -> None:
         assert spec["policyTypes"] == ["Ingress", "Egress"]
         expected = {("", caller, 8080, "TCP") for caller in CALLERS[name]}
         if name in PUBLIC_SERVICES:
-            expected.add((INGRESS_NAMESPACE, "ingress-nginx", 8080, "TCP"))
+            expected.add((INGRESS_NAMESPACE, "ingress-nginx", 8081, "TCP"))
         assert flows(spec["ingress"], "ingress") == expected, name
 
 
@@ -496,7 +499,7 @@ def test_ingress_controller_reaches_only_the_public_services() -> None:
     (rule,) = to_app
     (expr,) = rule["to"][0]["podSelector"]["matchExpressions"]
     assert set(expr["values"]) == PUBLIC_SERVICES
-    assert [p["port"] for p in rule["ports"]] == [8080]
+    assert [p["port"] for p in rule["ports"]] == [8081]
 
 
 def test_ingress_nginx_values() -> None:

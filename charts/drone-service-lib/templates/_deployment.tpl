@@ -60,11 +60,21 @@ spec:
             - name: http
               containerPort: 8080
               protocol: TCP
+            {{- if .Values.networkPolicy.fromIngressController }}
+            # Only the public routes are served here: the ingress targets this port.
+            - name: public
+              containerPort: 8081
+              protocol: TCP
+            {{- end }}
           env:
             - name: HOST
               value: "0.0.0.0"
             - name: PORT
               value: "8080"
+            {{- if .Values.networkPolicy.fromIngressController }}
+            - name: PUBLIC_PORT
+              value: "8081"
+            {{- end }}
             - name: LOG_LEVEL
               value: {{ .Values.logLevel | quote }}
             - name: DRAIN_SECONDS

@@ -65,7 +65,7 @@ spec:
         matchLabels:
           {{- toYaml $np.ingressController.podLabels | nindent 10 }}
   ports:
-    - port: 8080
+    - port: 8081   # the public port: public routes only
       protocol: TCP
 {{- end }}
 {{- range $np.fromServices }}

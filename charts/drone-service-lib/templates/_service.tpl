@@ -14,4 +14,10 @@ spec:
       port: 8080
       targetPort: http
       protocol: TCP
+    {{- if .Values.networkPolicy.fromIngressController }}
+    - name: public
+      port: 8081
+      targetPort: public
+      protocol: TCP
+    {{- end }}
 {{- end -}}
