@@ -58,7 +58,12 @@ COMMON_ENV = {
     "BULKHEAD_MAX_WAIT_SECONDS": NUMBER_TEXT,
     "HTTP_TIMEOUT_SECONDS": NUMBER_TEXT,
     "HTTP_RETRY_ATTEMPTS": NUMBER_TEXT,
-    "FAULT_ERROR_RATE": {"type": ["number", "string"], "pattern": r"^(0(\.[0-9]+)?|1(\.0+)?)$", "minimum": 0, "maximum": 1},
+    "FAULT_ERROR_RATE": {
+        "type": ["number", "string"],
+        "pattern": r"^(0(\.[0-9]+)?|1(\.0+)?)$",
+        "minimum": 0,
+        "maximum": 1,
+    },
     "FAULT_LATENCY_MS": NUMBER_TEXT,
     "FAULT_ROUTES": STRING,
 }
@@ -234,7 +239,12 @@ def service_schema(service: str) -> dict:
             ],
         ),
         "serviceMonitor": obj(
-            {"enabled": BOOL, "interval": STRING, "scrapeTimeout": STRING, "labels": STRING_MAP},
+            {
+                "enabled": {"enum": [True, False, "auto"]},
+                "interval": STRING,
+                "scrapeTimeout": STRING,
+                "labels": STRING_MAP,
+            },
             ["enabled"],
         ),
     }

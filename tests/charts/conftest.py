@@ -79,6 +79,7 @@ def run_helm(helm: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 @cache
 def _render(helm: str, environment: str, sets: tuple[str, ...]) -> tuple[Manifest, ...]:
+    """`sets` are --set values; one starting with "--" is passed to helm as it is."""
     args = [
         "template",
         RELEASE,
@@ -89,7 +90,7 @@ def _render(helm: str, environment: str, sets: tuple[str, ...]) -> tuple[Manifes
         str(UMBRELLA / f"values-{environment}.yaml"),
     ]
     for s in sets:
-        args += ["--set", s]
+        args += [s] if s.startswith("--") else ["--set", s]
     done = run_helm(helm, *args)
     if done.returncode != 0:
         raise AssertionError(f"helm template failed:\n{done.stderr}")

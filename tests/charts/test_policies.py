@@ -609,6 +609,17 @@ def test_keda_and_service_monitors(render: Callable[..., tuple[Manifest, ...]]) 
         assert scrape in flows(policies(out)[name]["spec"]["ingress"], "ingress"), name
 
 
+def test_service_monitors_appear_by_themselves_where_the_operator_is(
+    render: Callable[..., tuple[Manifest, ...]],
+) -> None:
+    with_operator = render("prod", "--api-versions=monitoring.coreos.com/v1/ServiceMonitor")
+    assert set(by_name(with_operator, "ServiceMonitor")) == set(SERVICES)
+    for name in SERVICES:
+        scrape = ("monitoring", "*", 8080, "TCP")
+        assert scrape in flows(policies(with_operator)[name]["spec"]["ingress"], "ingress"), name
+    assert of_kind(render("prod"), "ServiceMonitor") == []  # no operator, no ServiceMonitor
+
+
 def test_defaults_keep_optional_parts_off(manifests: tuple[Manifest, ...]) -> None:
     for kind in ("ScaledObject", "TriggerAuthentication", "ServiceMonitor"):
         assert of_kind(manifests, kind) == []

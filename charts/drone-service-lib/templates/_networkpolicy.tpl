@@ -78,7 +78,7 @@ spec:
     - port: 8080
       protocol: TCP
 {{- end }}
-{{- if .Values.serviceMonitor.enabled }}
+{{- if include "drone-service-lib.serviceMonitorOn" . }}
 - from:
     - namespaceSelector:
         matchLabels:

@@ -1,5 +1,14 @@
+{{/* "true" when a ServiceMonitor is wanted: enabled: true, or "auto" and the cluster
+serves the Prometheus Operator's ServiceMonitor kind. */}}
+{{- define "drone-service-lib.serviceMonitorOn" -}}
+{{- $mode := toString .Values.serviceMonitor.enabled -}}
+{{- if or (eq $mode "true") (and (eq $mode "auto") (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1/ServiceMonitor")) -}}
+true
+{{- end -}}
+{{- end -}}
+
 {{- define "drone-service-lib.servicemonitor" -}}
-{{- if .Values.serviceMonitor.enabled -}}
+{{- if include "drone-service-lib.serviceMonitorOn" . -}}
 apiVersion: monitoring.coreos.com/v1
 kind: ServiceMonitor
 metadata:
