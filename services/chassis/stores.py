@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from functools import partial
 
 from fastapi import FastAPI, Request
 
 from chassis.documents import Collection, DocumentStore, connect_document_store
-from chassis.startup import wait_for
 
 
 def open_collections(
@@ -22,9 +20,8 @@ def open_collections(
         app.state.stores = {}
         try:
             for c in collections:
-                app.state.stores[c.name] = await wait_for(
-                    f"store for {c.name}", partial(connect_document_store, url, c)
-                )
+                # The adapter waits for its server itself (chassis/startup.py), bounded.
+                app.state.stores[c.name] = await connect_document_store(url, c)
             yield
         finally:
             for store in app.state.stores.values():

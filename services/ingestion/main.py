@@ -9,7 +9,6 @@ from fastapi import FastAPI
 
 from chassis.app import create_service_app
 from chassis.queue import connect_message_queue
-from chassis.startup import wait_for
 from chassis.stores import open_collections
 from chassis.telemetry import MessagingTarget
 from gateway.routes import routed_to
@@ -28,9 +27,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def resources(app: FastAPI) -> AsyncIterator[None]:
         async with stores(app):
-            app.state.queue = await wait_for(
-                "queue", lambda: connect_message_queue(settings.queue_url)
-            )
+            # Adapters wait for their server themselves (chassis/startup.py), bounded.
+            app.state.queue = await connect_message_queue(settings.queue_url)
             try:
                 yield
             finally:

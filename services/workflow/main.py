@@ -13,7 +13,6 @@ from chassis.app import create_service_app
 from chassis.health import Phase
 from chassis.http import Resilience, ServiceClient
 from chassis.queue import QueueOptions, connect_message_queue
-from chassis.startup import wait_for
 from chassis.telemetry import MessagingTarget
 from workflow.config import Settings
 from workflow.consumer import Consumer
@@ -50,7 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_delivery_count=settings.queue_max_delivery_count,
             prefetch=settings.queue_prefetch,
         )
-        queue = await wait_for("queue", lambda: connect_message_queue(settings.queue_url, options))
+        queue = await connect_message_queue(settings.queue_url, options)
         downstreams = Downstreams(
             package=client("package", settings.package_url),
             dronescheduler=client("dronescheduler", settings.dronescheduler_url),

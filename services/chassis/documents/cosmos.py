@@ -47,13 +47,6 @@ from azure.cosmos.exceptions import (
     CosmosResourceNotFoundError,
 )
 from azure.identity.aio import DefaultAzureCredential
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_delay,
-    wait_exponential_jitter,
-)
 
 from chassis.documents import (
     JSON,
@@ -63,6 +56,7 @@ from chassis.documents import (
     DocumentExists,
     DocumentNotFound,
 )
+from chassis.startup import connect_retrying
 
 log = logging.getLogger(__name__)
 
@@ -161,24 +155,11 @@ class CosmosDocumentStore:
         account = parse_cosmos_url(url)
         credential = cosmos_credential(os.environ)
 
-        def log_retry(state: RetryCallState) -> None:
-            error = state.outcome.exception() if state.outcome else None
-            delay = state.next_action.sleep if state.next_action else 0.0
-            log.warning(
-                "Cosmos DB at %s not ready (attempt %d: %r); retrying in %.1fs",
-                account.endpoint,
-                state.attempt_number,
-                error,
-                delay,
-            )
-
         try:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_delay(CONNECT_TIMEOUT_SECONDS),
-                wait=wait_exponential_jitter(max=5.0),
-                retry=retry_if_exception(_not_ready),
-                before_sleep=log_retry,
-                reraise=True,
+            async for attempt in connect_retrying(
+                f"Cosmos DB at {account.endpoint}",
+                retry_on=_not_ready,
+                within=CONNECT_TIMEOUT_SECONDS,
             ):
                 with attempt:
                     client = CosmosClient(

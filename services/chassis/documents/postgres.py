@@ -15,13 +15,6 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    stop_after_delay,
-    wait_exponential_jitter,
-)
 
 from chassis.documents import (
     JSON,
@@ -31,6 +24,7 @@ from chassis.documents import (
     DocumentExists,
     DocumentNotFound,
 )
+from chassis.startup import connect_retrying
 
 log = logging.getLogger(__name__)
 
@@ -86,23 +80,8 @@ class PostgresDocumentStore:
         parts = urlsplit(url)
         where = f"{parts.hostname}:{parts.port or 5432}"
 
-        def log_retry(state: RetryCallState) -> None:
-            error = state.outcome.exception() if state.outcome else None
-            delay = state.next_action.sleep if state.next_action else 0.0
-            log.warning(
-                "PostgreSQL at %s not ready (attempt %d: %r); retrying in %.1fs",
-                where,
-                state.attempt_number,
-                error,
-                delay,
-            )
-
-        async for attempt in AsyncRetrying(
-            stop=stop_after_delay(CONNECT_TIMEOUT_SECONDS),
-            wait=wait_exponential_jitter(max=5.0),
-            retry=retry_if_exception_type(_NOT_READY),
-            before_sleep=log_retry,
-            reraise=True,
+        async for attempt in connect_retrying(
+            f"PostgreSQL at {where}", retry_on=_NOT_READY, within=CONNECT_TIMEOUT_SECONDS
         ):
             with attempt:
                 try:

@@ -25,13 +25,6 @@ from urllib.parse import urlsplit
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    stop_after_delay,
-    wait_exponential_jitter,
-)
 
 from chassis.documents import (
     JSON,
@@ -42,6 +35,7 @@ from chassis.documents import (
     DocumentNotFound,
 )
 from chassis.settings import read_secret
+from chassis.startup import connect_retrying
 
 log = logging.getLogger(__name__)
 
@@ -119,17 +113,6 @@ class RedisDocumentStore:
         parts = urlsplit(url)
         where = f"{parts.hostname}:{parts.port or 6379}"
 
-        def log_retry(state: RetryCallState) -> None:
-            error = state.outcome.exception() if state.outcome else None
-            delay = state.next_action.sleep if state.next_action else 0.0
-            log.warning(
-                "Redis at %s not ready (attempt %d: %r); retrying in %.1fs",
-                where,
-                state.attempt_number,
-                error,
-                delay,
-            )
-
         # Azure Cache for Redis takes an access key; on AKS it comes as a Key Vault CSI file.
         password = read_secret(
             os.environ.get("REDIS_PASSWORD", ""), os.environ.get("REDIS_PASSWORD_FILE", "")
@@ -141,12 +124,8 @@ class RedisDocumentStore:
             password=password or None,  # a password in the URL still wins
         )
         try:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_delay(CONNECT_TIMEOUT_SECONDS),
-                wait=wait_exponential_jitter(max=5.0),
-                retry=retry_if_exception_type(_NOT_READY),
-                before_sleep=log_retry,
-                reraise=True,
+            async for attempt in connect_retrying(
+                f"Redis at {where}", retry_on=_NOT_READY, within=CONNECT_TIMEOUT_SECONDS
             ):
                 with attempt:
                     await client.ping()

@@ -40,13 +40,6 @@ from aio_pika.exceptions import (
     ChannelInvalidStateError,
     ChannelPreconditionFailed,
 )
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_delay,
-    wait_exponential,
-)
 
 from chassis.queue import (
     MAX_DELIVERY_EXCEEDED,
@@ -57,6 +50,7 @@ from chassis.queue import (
     QueueOptions,
     ReceivedMessage,
 )
+from chassis.startup import connect_retrying
 
 log = logging.getLogger(__name__)
 
@@ -430,23 +424,8 @@ class RabbitQueue:
 
 
 async def _connect_with_retry(target: RabbitTarget) -> AbstractRobustConnection:
-    def log_retry(state: RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome else None
-        wait = state.next_action.sleep if state.next_action else 0.0
-        log.warning(
-            "RabbitMQ at %s not ready (%r); attempt %d failed, retrying in %.1f s",
-            target.safe_address,
-            error,
-            state.attempt_number,
-            wait,
-        )
-
-    async for attempt in AsyncRetrying(
-        retry=retry_if_exception(_retryable),
-        stop=stop_after_delay(CONNECT_RETRY_SECONDS),
-        wait=wait_exponential(multiplier=0.5, max=5.0),
-        before_sleep=log_retry,
-        reraise=True,
+    async for attempt in connect_retrying(
+        f"RabbitMQ at {target.safe_address}", retry_on=_retryable, within=CONNECT_RETRY_SECONDS
     ):
         with attempt:
             return await aio_pika.connect_robust(target.amqp_url, timeout=CONNECT_TIMEOUT_SECONDS)
