@@ -70,13 +70,17 @@ def eventually(check: Callable[[], T | None], *, within: float = 30.0, what: str
     raise AssertionError(f"not within {within} s: {what or check} (last: {last!r})")
 
 
-def _free_base_port() -> int:
-    """A base port with itself and the five ports after it free on loopback."""
+def _free_base_port(count: int = 6) -> int:
+    """A base port with itself and the ports after it free on loopback.
+
+    Below the kernel's ephemeral range (32768-60999 here): a service restarted by a test
+    must find its port free, and there an outgoing connection may have taken it meanwhile.
+    """
     for _ in range(200):
-        base = random.randrange(20_000, 60_000, 10)
+        base = random.randrange(20_000, 32_000, 10)
         try:
             sockets = []
-            for port in range(base, base + 6):
+            for port in range(base, base + count):
                 s = socket.socket()
                 sockets.append(s)
                 s.bind(("127.0.0.1", port))

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import socket
-
 import httpx
 
-from tests.e2e.conftest import System
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.e2e.conftest import System, _free_base_port
 
 
 def test_on_the_public_port_internal_methods_are_not_found(system: System) -> None:
     stack = system.need_stack()
-    public = _free_port()
+    public = _free_base_port(count=1)
     stack.stop("delivery")
     stack.extra_env["delivery"] = {"PUBLIC_PORT": str(public)}
     try:
