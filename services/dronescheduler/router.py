@@ -45,13 +45,24 @@ async def assign_drone(
         raise HTTPException(
             status.HTTP_409_CONFLICT, f"delivery {deliveryId!r} was cancelled"
         ) from e
+    except service.BookingInProgress as e:
+        raise _booking_in_progress(deliveryId) from e
     return service.view(body)
+
+
+def _booking_in_progress(delivery_id: str) -> HTTPException:
+    # Transient by nature: the caller's retry finds the booking done.
+    return HTTPException(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        f"delivery {delivery_id!r} is being booked by another call",
+        headers={"Retry-After": "1"},
+    )
 
 
 @router.get("/api/dronedeliveries/{deliveryId}", response_model=DroneAssignment)
 async def get_assignment(deliveryId: DeliveryId, assignments: AssignmentsDep) -> dict[str, Any]:
     doc = await assignments.get(deliveryId)
-    if doc is None:
+    if doc is None or "window" not in doc.body:  # not booked (yet)
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no drone delivery {deliveryId!r}")
     return service.view(doc.body)
 
@@ -60,7 +71,11 @@ async def get_assignment(deliveryId: DeliveryId, assignments: AssignmentsDep) ->
 async def cancel_assignment(
     deliveryId: DeliveryId, drones: DronesDep, assignments: AssignmentsDep
 ) -> Response:
-    if not await service.cancel(drones=drones, assignments=assignments, delivery_id=deliveryId):
+    try:
+        found = await service.cancel(drones=drones, assignments=assignments, delivery_id=deliveryId)
+    except service.BookingInProgress as e:
+        raise _booking_in_progress(deliveryId) from e
+    if not found:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no drone delivery {deliveryId!r}")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import random
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chassis.documents import (
@@ -32,10 +32,16 @@ from dronescheduler.schemas import DroneDeliveryRequest
 
 DRONES = Collection(name="drones", partition_key="id")
 ASSIGNMENTS = Collection(name="assignments", indexed=("ownerId", "month"), partition_key="id")
-ASSIGNED, CANCELLED = "Assigned", "Cancelled"
+ASSIGNED, CANCELLED, BOOKING = "Assigned", "Cancelled", "Booking"
+# A claim older than this belongs to a booker that died: another call may take it over.
+CLAIM_STALE_AFTER = timedelta(seconds=30)
 MAX_CONFLICTS = 50
 
 _rng = random.Random()
+
+
+class BookingInProgress(Exception):
+    """Another call is booking this delivery right now: ask again shortly."""
 
 
 class AssignmentCancelled(Exception):
@@ -88,29 +94,58 @@ async def assign(
     (re)planned one. Raises AssignmentCancelled for a cancelled delivery."""
     now = now or datetime.now(UTC)
     requested_at = request.requestedAt or now
-    existing = await assignments.get(request.deliveryId)
-    if existing is not None:
-        if existing.body["status"] == CANCELLED:
-            raise AssignmentCancelled(request.deliveryId)
-        known_at = datetime.fromisoformat(existing.body["window"]["requestedAt"])
-        same_request = existing.body["request"] == request.model_dump(mode="json")
+    delivery_id = request.deliveryId
+    # One booking per delivery at a time: the assignment document is claimed first (its
+    # ETag decides between concurrent calls, e.g. a caller's retry after a timeout while
+    # the first call still runs); the others answer "in progress" and ask again.
+    for _ in range(MAX_CONFLICTS):
+        existing = await assignments.get(delivery_id)
+        if existing is None:
+            try:
+                claim = await assignments.create(delivery_id, _claim({}, now))
+                break
+            except DocumentExists:
+                continue
+        body = existing.body
+        if body["status"] == CANCELLED:
+            raise AssignmentCancelled(delivery_id)
+        if body["status"] == BOOKING:
+            if now - datetime.fromisoformat(body["claimedAt"]) < CLAIM_STALE_AFTER:
+                raise BookingInProgress(delivery_id)
+            try:  # the booker died: take over (its window, if any, is found again below)
+                claim = await assignments.replace(
+                    delivery_id, _claim(body, now), etag=existing.etag
+                )
+                break
+            except ConcurrencyConflict:
+                continue
+        known_at = datetime.fromisoformat(body["window"]["requestedAt"])
+        same_request = body["request"] == request.model_dump(mode="json")
         if same_request or (request.requestedAt is not None and requested_at <= known_at):
-            return existing.body  # a repeat, or an older request arriving late
-        # A newer request (reschedule): free the old window before planning again.
-        await _remove_window(
-            drones=drones, drone=existing.body["droneId"], delivery_id=request.deliveryId, now=now
-        )
+            return body  # a repeat, or an older request arriving late
+        try:  # a newer request (reschedule): claim, then free the old window
+            claim = await assignments.replace(delivery_id, _claim(body, now), etag=existing.etag)
+        except ConcurrencyConflict:
+            continue
+        await _remove_window(drones=drones, drone=body["droneId"], delivery_id=delivery_id, now=now)
+        break
+    else:
+        raise ConcurrencyConflict(delivery_id)
 
     drone, window = await _reserve(drones=drones, trip=_trip(request, requested_at), now=now)
-    body = _assignment_body(request, drone, window, ASSIGNED)
-    if existing is None:
-        try:
-            await assignments.create(request.deliveryId, body)
-        except DocumentExists:
-            await assignments.upsert(request.deliveryId, body)
-    else:
-        await assignments.upsert(request.deliveryId, body)
-    return body
+    booked = _assignment_body(request, drone, window, ASSIGNED)
+    try:
+        await assignments.replace(delivery_id, booked, etag=claim.etag)
+    except ConcurrencyConflict:
+        # Our claim went stale and was taken over; the taker found our window and owns it.
+        current = await assignments.get(delivery_id)
+        assert current is not None
+        return current.body
+    return booked
+
+
+def _claim(body: dict[str, Any], now: datetime) -> dict[str, Any]:
+    return {**body, "status": BOOKING, "claimedAt": now.isoformat()}
 
 
 async def _reserve(
@@ -172,6 +207,8 @@ async def cancel(*, drones: DocumentStore, assignments: DocumentStore, delivery_
             return False
         if doc.body["status"] == CANCELLED:
             return True
+        if doc.body["status"] == BOOKING:
+            raise BookingInProgress(delivery_id)
         await _remove_window(
             drones=drones, drone=doc.body["droneId"], delivery_id=delivery_id, now=now
         )
