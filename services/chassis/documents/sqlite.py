@@ -42,6 +42,32 @@ async def open_sqlite(url: str) -> aiosqlite.Connection:
     return db
 
 
+# A service's collections in one file share one connection: two connections of one process
+# writing the same file can meet SQLite's "database is locked" instead of waiting.
+_shared: dict[str, tuple[aiosqlite.Connection, int]] = {}
+
+
+async def _acquire(url: str) -> aiosqlite.Connection:
+    path = sqlite_path(url)
+    if path in _shared and path != ":memory:":
+        db, users = _shared[path]
+        _shared[path] = (db, users + 1)
+        return db
+    db = await open_sqlite(url)
+    _shared[path] = (db, 1)
+    return db
+
+
+async def _release(db: aiosqlite.Connection) -> None:
+    for path, (shared, users) in list(_shared.items()):
+        if shared is db:
+            if users > 1:
+                _shared[path] = (shared, users - 1)
+                return
+            del _shared[path]
+    await db.close()
+
+
 class SqliteDocumentStore:
     def __init__(self, db: aiosqlite.Connection, collection: Collection) -> None:
         self._db = db
@@ -53,7 +79,7 @@ class SqliteDocumentStore:
         for name in (collection.name, *collection.indexed):
             if not _NAME.match(name):
                 raise ValueError(f"not a valid table or field name: {name!r}")
-        db = await open_sqlite(url)
+        db = await _acquire(url)
         t = collection.name
         await db.execute(
             f"CREATE TABLE IF NOT EXISTS {t}"
@@ -135,4 +161,4 @@ class SqliteDocumentStore:
         await self._db.execute("SELECT 1")
 
     async def close(self) -> None:
-        await self._db.close()
+        await _release(self._db)
