@@ -19,7 +19,7 @@ RESULTS ?= results
 
 .DEFAULT_GOAL := help
 .PHONY: help setup run run-servers test lint test-unit test-contract test-e2e test-e2e-servers \
-        test-charts test-compose test-infra compose-up compose-down loadtest clean
+        test-charts test-compose test-infra compose-up compose-down loadtest bench clean
 
 help:
 	@echo "make run            the whole system on this machine at http://127.0.0.1:$(PORT) (Ctrl-C stops it)"
@@ -93,6 +93,11 @@ loadtest: setup
 	  --users $(USERS) --spawn-rate $(SPAWN_RATE) --run-time $(DURATION) \
 	  --html $(RESULTS)/loadtest/$(SCENARIO).html --csv $(RESULTS)/loadtest/$(SCENARIO) \
 	  --only-summary $(LOCUST_USERS_$(SCENARIO))
+
+# Readiness, memory, rates and latencies on each footing, in one run (BENCH_REQUESTS=N):
+# a table, results/bench/bench-<footing>.json and .png.
+bench: setup
+	$(RUN) python -m tests.benchmarks.bench
 
 compose-up:
 	docker compose up --build --wait

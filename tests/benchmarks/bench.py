@@ -1,0 +1,590 @@
+"""The system's figures, measured in one run: `make bench` (BENCH_REQUESTS=N to change N).
+
+For each footing (embedded SQLite files; the PostgreSQL, Redis and RabbitMQ on this machine,
+skipped with the reason when one is absent) it starts the whole system on free ports and
+measures readiness, resident memory (idle and under load), the entry point's rate on its
+trivial endpoint (the baseline), the accept rate of delivery requests, end-to-end completions
+per second (202 to delivery readable at the delivery service), latency percentiles, p99
+accept latency at half the maximum rate, and throughput against workflow concurrency.
+
+The client runs on the same cores as the system, so ratios measured in the same run are the
+figures that travel; absolute rates depend on the machine. It reports and exits 0; non-zero
+only when the system could not start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import random
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from launcher.stack import SERVICES, Footing, Stack
+from tests import servers
+from tests.e2e.conftest import _free_base_port
+
+RESULTS = Path(os.environ.get("BENCH_RESULTS", "results/bench"))
+N_REQUESTS = int(os.environ.get("BENCH_REQUESTS", "5000"))
+N_SWEEP = int(os.environ.get("BENCH_SWEEP_REQUESTS", "1000"))
+WORKERS = int(os.environ.get("BENCH_WORKERS", "32"))
+CONCURRENCIES = [int(c) for c in os.environ.get("BENCH_CONCURRENCIES", "4,16,64").split(",")]
+FOOTINGS = os.environ.get("BENCH_FOOTINGS", "embedded,servers").split(",")
+# Not the e2e tests' database 15: the benchmark empties its database when it is done.
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+DRAIN_STALL_SECONDS = 45.0  # give up waiting for completions after this long without one
+POLL_BATCH = 50
+
+TARGETS = {
+    "accept_ratio": (">=", 0.6, "accept rate / baseline"),
+    "e2e_per_s": (">=", 370.0, "end-to-end deliveries/s"),
+    "p99_accept_half_ms": ("<=", 50.0, "p99 accept latency at 50% rate (ms)"),
+    "readiness_max_s": ("<=", 3.0, "readiness, slowest service (s)"),
+    "idle_rss_max_mb": ("<=", 100.0, "idle RSS, largest service (MB)"),
+}
+
+
+def delivery_request() -> dict[str, Any]:
+    def spot() -> str:
+        return f"{47.5 + random.random() * 0.2:.5f},{-122.45 + random.random() * 0.2:.5f}"
+
+    return {
+        "confirmationRequired": "None",
+        "deadline": "",
+        "dropOffLocation": spot(),
+        "expedited": random.random() < 0.2,
+        "ownerId": f"bench-{random.randrange(100)}",
+        "packageInfo": {
+            "packageId": f"pkg-{uuid.uuid4().hex[:12]}",
+            "size": random.choice(("Small", "Medium", "Large")),
+            "tag": "bench",
+            "weight": round(random.uniform(0.5, 20), 2),
+        },
+        "pickupLocation": spot(),
+        "pickupTime": (datetime.now(UTC) + timedelta(minutes=random.randint(5, 600))).isoformat(),
+    }
+
+
+# --- memory ------------------------------------------------------------------------------
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _descendants(pid: int) -> list[int]:
+    out = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                out += [int(child), *_descendants(int(child))]
+    return out
+
+
+def rss_mb(stack: Stack) -> dict[str, float]:
+    """Each service's resident memory, its process and any children, in MB."""
+    result = {}
+    for service, process in stack.processes.items():
+        pids = [process.pid, *_descendants(process.pid)]
+        result[service] = round(sum(_rss_kb(p) for p in pids) / 1024, 1)
+    return result
+
+
+# --- figures -----------------------------------------------------------------------------
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
+def pcts_ms(values: list[float]) -> dict[str, float]:
+    return {f"p{q}": round(pct(values, q) * 1000, 2) for q in (50, 95, 99)}
+
+
+@dataclass
+class Run:
+    """One batch of delivery requests and what became of them."""
+
+    n: int
+    started: float = 0.0
+    accept_done: float = 0.0
+    accept_latency: list[float] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)
+    post_start: dict[str, float] = field(default_factory=dict)  # id -> POST start
+    readable: dict[str, float] = field(default_factory=dict)  # id -> readable at delivery
+    progress: list[tuple[float, int]] = field(default_factory=list)  # (t, processed)
+    rss: list[tuple[float, dict[str, float]]] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> int:
+        return len(self.post_start)
+
+    def accept_rate(self) -> float:
+        return self.accepted / max(self.accept_done - self.started, 1e-9)
+
+    def e2e(self) -> list[float]:
+        return [self.readable[i] - self.post_start[i] for i in self.readable]
+
+    def e2e_rate(self) -> float:
+        if not self.readable:
+            return 0.0
+        return len(self.readable) / (max(self.readable.values()) - self.started)
+
+    def sustained_rate(self) -> float:
+        """Completions per second between 10% and 90% of the requests readable (the workflow's
+        own counter also counts retries, so it is plotted, not used here)."""
+        done = sorted(self.readable.values())
+        lo, hi = int(0.1 * self.n), int(0.9 * self.n)
+        if len(done) <= hi or done[hi] <= done[lo]:
+            return self.e2e_rate()
+        return (hi - lo) / (done[hi] - done[lo])
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "requests": self.n,
+            "accepted": self.accepted,
+            "completed": len(self.readable),
+            "errors": self.errors,
+            "accept_rate_per_s": round(self.accept_rate(), 1),
+            "e2e_rate_per_s": round(self.e2e_rate(), 1),
+            "e2e_sustained_per_s": round(self.sustained_rate(), 1),
+            "accept_latency_ms": pcts_ms(self.accept_latency),
+            "e2e_latency_ms": pcts_ms(self.e2e()),
+        }
+
+
+# --- load --------------------------------------------------------------------------------
+
+
+def new_client(base_url: str) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=WORKERS + 8, max_keepalive_connections=WORKERS + 8)
+    return httpx.AsyncClient(base_url=base_url, timeout=30.0, limits=limits)
+
+
+async def baseline(stack: Stack, n: int) -> float:
+    """Requests per second on the entry point's trivial endpoint."""
+    async with new_client(stack.url("gateway")) as client:
+        remaining = n
+
+        async def worker() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                with contextlib.suppress(httpx.HTTPError):
+                    await client.get("/healthz")
+
+        for _ in range(WORKERS):  # warm the pool
+            await client.get("/healthz")
+        started = time.monotonic()
+        await asyncio.gather(*(worker() for _ in range(WORKERS)))
+        return n / (time.monotonic() - started)
+
+
+async def processed(client: httpx.AsyncClient) -> int | None:
+    try:
+        return int((await client.get("/api/workflow/progress")).json()["processed"])
+    except (httpx.HTTPError, ValueError, KeyError):
+        return None
+
+
+async def deliveries(stack: Stack, n: int, rate: float | None = None) -> Run:
+    """POST n delivery requests (as fast as WORKERS allow, or at `rate` per second) while
+    polling the delivery service for each one, the oldest pending first."""
+    run = Run(n)
+    pending: list[str] = []  # accepted, not yet readable, oldest first
+    posting_done = asyncio.Event()
+    gw = new_client(stack.url("gateway"))
+    dl = new_client(stack.url("delivery"))
+    wf = new_client(stack.url("workflow"))
+    try:
+        for _ in range(WORKERS):
+            await gw.get("/healthz")
+        next_index = 0
+        run.started = time.monotonic()
+
+        async def post_worker() -> None:
+            nonlocal next_index
+            while next_index < n:
+                i = next_index
+                next_index += 1
+                if rate:
+                    delay = run.started + i / rate - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                t0 = time.monotonic()
+                try:
+                    r = await gw.post("/api/deliveryrequests", json=delivery_request())
+                except httpx.HTTPError as e:
+                    key = type(e).__name__
+                else:
+                    if r.status_code == 202:
+                        run.accept_latency.append(time.monotonic() - t0)
+                        delivery_id = r.json()["deliveryId"]
+                        run.post_start[delivery_id] = t0
+                        pending.append(delivery_id)
+                        continue
+                    key = str(r.status_code)
+                run.errors[key] = run.errors.get(key, 0) + 1
+
+        async def poller() -> None:
+            last_progress = time.monotonic()
+            cursor = 0
+            while True:
+                if not pending:
+                    if posting_done.is_set():
+                        return
+                    await asyncio.sleep(0.05)
+                    continue
+                # The oldest half a batch, and the rest from a cursor going round the others,
+                # so that one slow delivery does not hide the ones done after it.
+                head = pending[: POLL_BATCH // 2]
+                rest = pending[POLL_BATCH // 2 :]
+                cursor = cursor % len(rest) if rest else 0
+                batch = head + rest[cursor : cursor + POLL_BATCH - len(head)]
+                cursor += POLL_BATCH - len(head)
+                answers = await asyncio.gather(
+                    *(dl.get(f"/api/deliveries/{i}") for i in batch), return_exceptions=True
+                )
+                now = time.monotonic()
+                done = {
+                    i
+                    for i, a in zip(batch, answers, strict=True)
+                    if isinstance(a, httpx.Response) and a.status_code == 200
+                }
+                for i in done:
+                    run.readable[i] = now
+                if done:
+                    pending[:] = [i for i in pending if i not in done]
+                    last_progress = now
+                elif now - last_progress > DRAIN_STALL_SECONDS:
+                    print(f"  {len(pending)} deliveries not readable after a stall; giving up")
+                    return
+                if len(done) < len(batch) // 2:
+                    await asyncio.sleep(0.02)
+
+        async def sampler() -> None:
+            while True:
+                count = await processed(wf)
+                now = time.monotonic()
+                if count is not None:
+                    run.progress.append((now, count))
+                run.rss.append((now, rss_mb(stack)))
+                await asyncio.sleep(0.25)
+
+        base = await processed(wf)
+        run.progress.append((run.started, base or 0))
+        sampling = asyncio.create_task(sampler())
+        polling = asyncio.create_task(poller())
+        await asyncio.gather(*(post_worker() for _ in range(WORKERS)))
+        run.accept_done = time.monotonic()
+        posting_done.set()
+        await polling
+        sampling.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampling
+        return run
+    finally:
+        for client in (gw, dl, wf):
+            await client.aclose()
+
+
+# --- one footing -------------------------------------------------------------------------
+
+
+def restart_workflow(stack: Stack, concurrency: int) -> None:
+    stack.extra_env.setdefault("workflow", {})["WORKFLOW_CONCURRENCY"] = str(concurrency)
+    stack.stop("workflow", grace=20)
+    stack.start("workflow")
+    stack.wait_ready("workflow", within=60)
+
+
+def bench_footing(footing: Footing, log_dir: Path) -> dict[str, Any]:
+    base = _free_base_port()
+    stack = Stack(footing, gateway_port=base, base_port=base, log_dir=log_dir)
+    for service in SERVICES:  # access logs off: the benchmark measures the work
+        stack.extra_env.setdefault(service, {}).setdefault("LOG_LEVEL", "warning")
+    readiness = stack.up(within=90)
+    # stack.up() starts all together, then waits on each in turn: a service's figure counts
+    # from when the one before it was ready, so the running sum bounds its time from start.
+    since_start = dict(zip(readiness, itertools.accumulate(readiness.values()), strict=True))
+    out: dict[str, Any] = {
+        "footing": footing.name,
+        "readiness_s": readiness,
+        "readiness_from_start_at_most_s": {s: round(t, 2) for s, t in since_start.items()},
+    }
+    try:
+        print(f"  ready: {', '.join(f'{s} {t:.2f}s' for s, t in readiness.items())}")
+        time.sleep(1.0)
+        out["idle_rss_mb"] = rss_mb(stack)
+        out["baseline_per_s"] = round(asyncio.run(baseline(stack, max(N_REQUESTS, 2000))), 1)
+        print(f"  baseline GET /healthz: {out['baseline_per_s']}/s")
+
+        print(f"  {N_REQUESTS} delivery requests, {WORKERS} workers ...")
+        main = asyncio.run(deliveries(stack, N_REQUESTS))
+        out["main"] = main.summary()
+        out["accept_ratio"] = round(main.accept_rate() / out["baseline_per_s"], 3)
+        out["load_rss_mb"] = {
+            s: max((sample[s] for _, sample in main.rss if s in sample), default=0.0)
+            for s in SERVICES
+        }
+        out["series"] = {
+            "progress": [(round(t - main.started, 3), p) for t, p in main.progress],
+            "readable_s": sorted(round(t - main.started, 3) for t in main.readable.values()),
+        }
+        print(f"  {json.dumps(out['main'])}")
+
+        half_rate = max(main.accept_rate() / 2, 1.0)
+        n_half = min(N_REQUESTS, max(300, int(half_rate * 15)))
+        print(f"  {n_half} requests at half the accept rate ({half_rate:.0f}/s) ...")
+        half = asyncio.run(deliveries(stack, n_half, rate=half_rate))
+        out["half_rate"] = {"rate_per_s": round(half_rate, 1), **half.summary()}
+        print(f"  {json.dumps(out['half_rate'])}")
+
+        sweep = {}
+        for concurrency in CONCURRENCIES:
+            restart_workflow(stack, concurrency)
+            run = asyncio.run(deliveries(stack, N_SWEEP))
+            sweep[str(concurrency)] = run.summary()
+            print(
+                f"  WORKFLOW_CONCURRENCY={concurrency}: "
+                f"{run.sustained_rate():.1f}/s sustained, {run.e2e_rate():.1f}/s overall"
+            )
+        out["concurrency_sweep"] = sweep
+    finally:
+        stack.down(grace=20)
+    return out
+
+
+# --- footings ----------------------------------------------------------------------------
+
+
+def servers_footing() -> tuple[Footing | None, Callable[[], None], str]:
+    """The local servers, a database pair and a queue of this run's own; or why not."""
+    urls = {
+        "postgres": servers.POSTGRES_URL,
+        "redis": REDIS_URL,
+        "rabbitmq": servers.AMQP_URL,
+    }
+    missing = [f"{name} at {url}" for name, url in urls.items() if not servers.reachable(url)]
+    if missing:
+        return None, lambda: None, f"not reachable: {', '.join(missing)}"
+    run = uuid.uuid4().hex[:8]
+    pg = urls["postgres"].rsplit("/", 1)[0]
+    amqp = urls["rabbitmq"]
+    queue = f"bench-{run}"
+    footing = Footing.servers(postgres=pg, redis=REDIS_URL, amqp=amqp, queue=queue)
+    footing.urls["package"]["STORE_URL"] = f"{pg}/bench_{run}_package"
+    footing.urls["dronescheduler"]["STORE_URL"] = f"{pg}/bench_{run}_dronescheduler"
+
+    def cleanup() -> None:
+        import aio_pika
+        import asyncpg
+        import redis as redis_client
+
+        async def drop() -> None:
+            admin = await asyncpg.connect(f"{pg}/postgres")
+            try:
+                for service in ("package", "dronescheduler"):
+                    await admin.execute(
+                        f'DROP DATABASE IF EXISTS "bench_{run}_{service}" WITH (FORCE)'
+                    )
+            finally:
+                await admin.close()
+
+        async def drop_queue() -> None:
+            connection = await aio_pika.connect(amqp)
+            async with connection:
+                channel = await connection.channel()
+                for name in (queue, f"{queue}.deadletter"):
+                    await channel.queue_delete(name)
+
+        for step in (
+            lambda: asyncio.run(drop()),
+            lambda: redis_client.Redis.from_url(REDIS_URL).flushdb(),
+            lambda: asyncio.run(drop_queue()),
+        ):
+            try:
+                step()
+            except Exception as e:  # report and go on cleaning
+                print(f"  cleanup: {type(e).__name__}: {e}")
+
+    return footing, cleanup, ""
+
+
+# --- report ------------------------------------------------------------------------------
+
+
+def verdicts(result: dict[str, Any]) -> dict[str, Any]:
+    figures = {
+        "accept_ratio": result["accept_ratio"],
+        "e2e_per_s": result["main"]["e2e_sustained_per_s"],
+        "p99_accept_half_ms": result["half_rate"]["accept_latency_ms"]["p99"],
+        "readiness_max_s": round(max(result["readiness_s"].values()), 2),
+        "idle_rss_max_mb": max(result["idle_rss_mb"].values()),
+    }
+    out = {}
+    for key, (op, target, _) in TARGETS.items():
+        value = figures[key]
+        met = value >= target if op == ">=" else value <= target
+        out[key] = {"value": value, "target": f"{op} {target}", "met": met}
+    return out
+
+
+def print_table(result: dict[str, Any]) -> None:
+    m, h = result["main"], result["half_rate"]
+    print(f"\n=== footing: {result['footing']}  (N={m['requests']}, {WORKERS} workers) ===")
+    print(
+        f"{'service':<16}{'ready s':>9}{'<= from start':>15}{'idle RSS MB':>13}{'load RSS MB':>13}"
+    )
+    for s in SERVICES:
+        print(
+            f"{s:<16}{result['readiness_s'][s]:>9.2f}"
+            f"{result['readiness_from_start_at_most_s'][s]:>15.2f}"
+            f"{result['idle_rss_mb'][s]:>13.1f}{result['load_rss_mb'][s]:>13.1f}"
+        )
+    rows = [
+        ("baseline GET /healthz", f"{result['baseline_per_s']}/s"),
+        ("accept POST /api/deliveryrequests", f"{m['accept_rate_per_s']}/s"),
+        ("accept / baseline", f"{result['accept_ratio']}"),
+        ("end-to-end, sustained (10-90%)", f"{m['e2e_sustained_per_s']}/s"),
+        ("end-to-end, overall", f"{m['e2e_rate_per_s']}/s ({m['completed']}/{m['accepted']})"),
+        ("accept latency p50/p95/p99", "/".join(map(str, m["accept_latency_ms"].values())) + " ms"),
+        ("e2e latency p50/p95/p99", "/".join(map(str, m["e2e_latency_ms"].values())) + " ms"),
+        (
+            f"accept p50/p95/p99 at {h['rate_per_s']}/s",
+            "/".join(map(str, h["accept_latency_ms"].values())) + " ms",
+        ),
+        (
+            f"e2e p50/p95/p99 at {h['rate_per_s']}/s",
+            "/".join(map(str, h["e2e_latency_ms"].values())) + " ms",
+        ),
+    ]
+    for c, s in result["concurrency_sweep"].items():
+        rows.append(
+            (
+                f"WORKFLOW_CONCURRENCY={c} (N={s['requests']})",
+                f"{s['e2e_sustained_per_s']}/s sustained, e2e p99 {s['e2e_latency_ms']['p99']} ms",
+            )
+        )
+    if m["errors"]:
+        rows.append(("errors", json.dumps(m["errors"])))
+    for label, value in rows:
+        print(f"  {label:<40}{value}")
+    print("  targets:")
+    for key, v in result["verdicts"].items():
+        label = TARGETS[key][2]
+        print(
+            f"    {label:<40}{v['value']!s:>10}  {v['target']:<9} {'met' if v['met'] else 'NOT MET'}"
+        )
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.8))
+    progress = result["series"]["progress"]
+    if len(progress) > 1:
+        ts = [t for t, _ in progress[1:]]
+        rates = [
+            (p1 - p0) / max(t1 - t0, 1e-9) for (t0, p0), (t1, p1) in itertools.pairwise(progress)
+        ]
+        ax1.plot(ts, rates, label="workflow processed/s (incl. retries)")
+    readable = result["series"]["readable_s"]
+    if readable:
+        ax1b = ax1.twinx()
+        ax1b.plot(readable, range(1, len(readable) + 1), color="tab:green", label="readable (cum.)")
+        ax1b.set_ylabel("deliveries readable (cumulative)")
+    ax1.axhline(370, color="tab:red", linestyle="--", label="target 370/s")
+    ax1.set_xlabel("s since first POST")
+    ax1.set_ylabel("completions/s")
+    ax1.set_title(f"throughput over time ({result['footing']})")
+    ax1.legend(loc="upper left")
+
+    groups = {
+        "accept": result["main"]["accept_latency_ms"],
+        "e2e": result["main"]["e2e_latency_ms"],
+        "accept @50%": result["half_rate"]["accept_latency_ms"],
+        "e2e @50%": result["half_rate"]["e2e_latency_ms"],
+    }
+    width = 0.25
+    for k, q in enumerate(("p50", "p95", "p99")):
+        ax2.bar(
+            [x + (k - 1) * width for x in range(len(groups))],
+            [g[q] for g in groups.values()],
+            width,
+            label=q,
+        )
+    ax2.set_xticks(range(len(groups)), list(groups))
+    ax2.set_yscale("log")
+    ax2.set_ylabel("ms (log)")
+    ax2.axhline(50, color="tab:red", linestyle="--", label="50 ms")
+    ax2.set_title("latency percentiles")
+    ax2.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> int:
+    # A SIGTERM (timeout, CI) stops the stack and drops the databases like Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    print(f"bench: N={N_REQUESTS}, sweep N={N_SWEEP} at {CONCURRENCIES}, {WORKERS} workers")
+    print(f"  {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} (shared machine)")
+    status = 0
+    for name in FOOTINGS:
+        print(f"\n--- {name} ---")
+        with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
+            cleanup: Callable[[], None] = lambda: None  # noqa: E731
+            if name == "embedded":
+                footing: Footing | None = Footing.embedded(Path(tmp) / "data")
+            else:
+                footing, cleanup, reason = servers_footing()
+                if footing is None:
+                    print(f"  skipped: {reason}")
+                    continue
+            try:
+                result = bench_footing(footing, Path(tmp) / "logs")
+            except (RuntimeError, TimeoutError) as e:
+                print(f"  the system could not start: {e}")
+                status = 1
+                continue
+            finally:
+                cleanup()
+        result["verdicts"] = verdicts(result)
+        result["settings"] = {"workers": WORKERS, "cpus": os.cpu_count()}
+        print_table(result)
+        (RESULTS / f"bench-{name}.json").write_text(json.dumps(result, indent=2))
+        png = RESULTS / f"bench-{name}.png"
+        plot(result, png)
+        print(f"  wrote {RESULTS / f'bench-{name}.json'} and {png}")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
