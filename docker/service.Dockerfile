@@ -37,8 +37,9 @@ COPY pyproject.toml uv.lock ./
 RUN /opt/uv/bin/uv sync --frozen --no-dev --no-install-project --python "$(command -v python)"
 
 # The service's package and the shared ones it imports; no other service's code.
+# gateway: for its route table (routes.py), which the public services' public port obeys.
 ARG SERVICE
-ARG SHARED_PACKAGES="chassis contracts"
+ARG SHARED_PACKAGES="chassis contracts gateway"
 COPY services/ /src/services/
 RUN test -n "${SERVICE}" || { echo "build arg SERVICE is required" >&2; exit 1; } \
     && mkdir /app \
