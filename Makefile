@@ -76,7 +76,7 @@ test-compose: setup
 # infra/ and the pipelines: Bicep parses (pycep), checkov, workflow linters, then the
 # templates against the charts and the code (tools in build/tools/infra; helm from
 # test-charts renders the side-by-side release).
-test-infra: setup
+test-infra: setup test-charts  # its tests render the charts with the helm test-charts installs
 	@if [ -n "$$CI" ] || command -v npm >/dev/null; then \
 	  scripts/check-infra.sh && $(RUN) pytest tests/infra -q; \
 	else echo "test-infra: skipped: needs npm for the workflow linters (scripts/check-infra.sh)"; fi
