@@ -7,12 +7,15 @@ on Azure (Cosmos DB), so a service changes footing by configuration alone.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 JSON = dict[str, Any]
+# What a collection or field may be called: safe as an SQL identifier and a Redis key part.
+NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,12 @@ class Collection:
     name: str
     indexed: Sequence[str] = field(default_factory=tuple)
     partition_key: str = "id"
+
+    def __post_init__(self) -> None:
+        # Names become table, key and field names in every store: checked once, here.
+        for name in (self.name, self.partition_key, *self.indexed):
+            if not NAME.match(name):
+                raise ValueError(f"not a valid collection or field name: {name!r}")
 
 
 class StoreError(Exception):

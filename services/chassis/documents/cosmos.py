@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +49,7 @@ from azure.identity.aio import DefaultAzureCredential
 
 from chassis.documents import (
     JSON,
+    NAME,
     Collection,
     ConcurrencyConflict,
     Document,
@@ -60,7 +60,6 @@ from chassis.startup import connect_retrying
 
 log = logging.getLogger(__name__)
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 CONNECT_TIMEOUT_SECONDS = 30.0
 SYSTEM_FIELDS = frozenset({"id", "_rid", "_self", "_etag", "_attachments", "_ts", "_lsn"})
 _TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503})
@@ -149,9 +148,6 @@ class CosmosDocumentStore:
 
     @classmethod
     async def connect(cls, url: str, collection: Collection) -> CosmosDocumentStore:
-        for name in (collection.name, collection.partition_key, *collection.indexed):
-            if not _NAME.match(name):
-                raise ValueError(f"not a valid container or field name: {name!r}")
         account = parse_cosmos_url(url)
         credential = cosmos_credential(os.environ)
 
@@ -246,7 +242,7 @@ class CosmosDocumentStore:
         clauses: list[str] = []
         parameters: list[dict[str, object]] = []
         for n, (f, value) in enumerate(where.items()):
-            if not _NAME.match(f):
+            if not NAME.match(f):
                 raise ValueError(f"not a valid field name: {f!r}")
             # Bracket notation: a field named like a keyword (value, order) stays a field.
             clauses.append(f'c["{f}"] = @p{n}')

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import uuid
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -18,6 +17,7 @@ import asyncpg
 
 from chassis.documents import (
     JSON,
+    NAME,
     Collection,
     ConcurrencyConflict,
     Document,
@@ -28,7 +28,6 @@ from chassis.startup import connect_retrying
 
 log = logging.getLogger(__name__)
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 CONNECT_TIMEOUT_SECONDS = 30.0
 # Server not listening yet, or listening but still starting or recovering.
 _NOT_READY = (
@@ -55,7 +54,7 @@ async def _init_connection(conn: Any) -> None:
 async def _create_database(url: str) -> None:
     parts = urlsplit(url)
     name = parts.path.lstrip("/")
-    if not _NAME.match(name):
+    if not NAME.match(name):
         raise ValueError(f"not a valid database name: {name!r}")
     admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")), timeout=5.0)
     try:
@@ -74,9 +73,6 @@ class PostgresDocumentStore:
 
     @classmethod
     async def connect(cls, url: str, collection: Collection) -> PostgresDocumentStore:
-        for name in (collection.name, *collection.indexed):
-            if not _NAME.match(name):
-                raise ValueError(f"not a valid table or field name: {name!r}")
         parts = urlsplit(url)
         where = f"{parts.hostname}:{parts.port or 5432}"
 
@@ -162,7 +158,7 @@ class PostgresDocumentStore:
         clauses: list[str] = []
         params: list[str] = []
         for f, value in where.items():
-            if not _NAME.match(f):
+            if not NAME.match(f):
                 raise ValueError(f"not a valid field name: {f!r}")
             kind, text = _as_json(value)
             params += [text, kind]

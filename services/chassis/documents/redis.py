@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import uuid
 from collections.abc import Iterable
 from typing import Any, cast
@@ -39,7 +38,6 @@ from chassis.startup import connect_retrying
 
 log = logging.getLogger(__name__)
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 CONNECT_TIMEOUT_SECONDS = 30.0
 # Includes BusyLoadingError: the server is up but still loading its dataset.
 _NOT_READY = (OSError, RedisConnectionError, RedisTimeoutError)
@@ -106,10 +104,6 @@ class RedisDocumentStore:
 
     @classmethod
     async def connect(cls, url: str, collection: Collection) -> RedisDocumentStore:
-        # The same Collection must work on every store, so names follow the SQL rules.
-        for name in (collection.name, *collection.indexed):
-            if not _NAME.match(name):
-                raise ValueError(f"not a valid collection or field name: {name!r}")
         parts = urlsplit(url)
         where = f"{parts.hostname}:{parts.port or 6379}"
 

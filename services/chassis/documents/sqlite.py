@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -12,14 +11,13 @@ import aiosqlite
 
 from chassis.documents import (
     JSON,
+    NAME,
     Collection,
     ConcurrencyConflict,
     Document,
     DocumentExists,
     DocumentNotFound,
 )
-
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def sqlite_path(url: str) -> str:
@@ -76,9 +74,6 @@ class SqliteDocumentStore:
 
     @classmethod
     async def connect(cls, url: str, collection: Collection) -> SqliteDocumentStore:
-        for name in (collection.name, *collection.indexed):
-            if not _NAME.match(name):
-                raise ValueError(f"not a valid table or field name: {name!r}")
         db = await _acquire(url)
         t = collection.name
         await db.execute(
@@ -146,7 +141,7 @@ class SqliteDocumentStore:
     async def find(self, **where: str | int | bool) -> list[Document]:
         clauses, params = [], []
         for f, value in where.items():
-            if not _NAME.match(f):
+            if not NAME.match(f):
                 raise ValueError(f"not a valid field name: {f!r}")
             clauses.append(f"json_extract(body, '$.{f}') = ?")
             params.append(value)
