@@ -71,7 +71,11 @@ class DeliveryStatus(BaseModel):
 
 
 class NotifyMeRequest(BaseModel):
-    emailAddress: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
+    # An explicit class, not \s: "whitespace" differs between the JSON Schema (ECMA-262),
+    # Python and Rust regex engines, and the published schema must mean what the server checks.
+    emailAddress: str = Field(
+        min_length=3, max_length=254, pattern=r"^[^@\x00-\x20\x7f-\xa0]+@[^@\x00-\x20\x7f-\xa0]+$"
+    )
     sms: str = Field("", max_length=32)
 
 
