@@ -82,6 +82,7 @@ SERVICE_ENV: dict[str, tuple[dict, list[str]]] = {
                 "pattern": "^[1-9][0-9]*$",
                 "minimum": 1,
             },
+            "QUEUE_HOLD_SECONDS": NUMBER_TEXT,
         },
         ["QUEUE_URL", "PACKAGE_URL", "DRONESCHEDULER_URL", "DELIVERY_URL"],
     ),

@@ -95,7 +95,7 @@ class _Wait:
 class Resilience:
     """How hard a caller protects itself from one downstream service."""
 
-    breaker_threshold: int = 5
+    breaker_threshold: int = 10
     breaker_recovery_seconds: float = 10.0
     bulkhead_max_concurrent: int = 64
     bulkhead_max_wait_seconds: float = 5.0

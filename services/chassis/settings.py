@@ -31,7 +31,7 @@ class ServiceSettings(BaseSettings):
     http_retry_attempts: int = Field(4, ge=1, le=20)
     http_retry_max_wait_seconds: float = Field(2.0, gt=0)
     # Per downstream service: a circuit breaker and a bulkhead (see chassis/http.py).
-    breaker_failure_threshold: int = Field(5, ge=1, le=1000)
+    breaker_failure_threshold: int = Field(10, ge=1, le=1000)
     breaker_recovery_seconds: float = Field(10.0, gt=0)
     bulkhead_max_concurrent: int = Field(64, ge=1, le=10_000)
     bulkhead_max_wait_seconds: float = Field(5.0, gt=0)

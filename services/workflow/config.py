@@ -16,6 +16,9 @@ class Settings(ServiceSettings):
     queue_prefetch: int = Field(32, ge=0, le=10_000)
     queue_lock_seconds: float = Field(30.0, gt=0)
     queue_max_delivery_count: int = Field(10, ge=1, le=2000)
+    # A message whose downstream is out is tried again in place for this long before it is
+    # handed back to the queue (which counts a delivery): see workflow/consumer.py.
+    queue_hold_seconds: float = Field(60.0, ge=0, le=3600)
     # Liveness fails when the consumer loop has made no progress for this long.
     liveness_stall_seconds: float = Field(120.0, gt=0)
     # A reschedule or cancel for a delivery not (yet) known is retried this long.

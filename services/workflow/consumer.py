@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[ReceivedMessage], Awaitable[Outcome]]
 
+# Pauses between tries of a held message grow from the handler's delay up to this.
+MAX_HOLD_PAUSE_SECONDS = 15.0
+
 _RESULT = {Complete: "completed", RetryLater: "retried", DeadLetter: "dead_lettered"}
 
 
@@ -44,6 +47,7 @@ class Consumer:
         *,
         concurrency: int,
         lock_seconds: float,
+        hold_seconds: float = 0.0,
         accepting: Callable[[], bool] = lambda: True,
         target: MessagingTarget | None = None,
     ) -> None:
@@ -53,10 +57,15 @@ class Consumer:
         self._handler = handler
         self._concurrency = concurrency
         self._lock_seconds = lock_seconds
+        self._hold_seconds = hold_seconds
         self._in_flight: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
         self.last_progress = time.monotonic()
         self.processed = 0
+
+    @property
+    def hold_seconds(self) -> float:
+        return self._hold_seconds
 
     def stalled_for(self) -> float:
         return time.monotonic() - self.last_progress
@@ -119,17 +128,13 @@ class Consumer:
     ) -> str:
         renewer = asyncio.create_task(self._keep_locked(message))
         try:
-            outcome = await self._handler(message)
+            outcome = await self._outcome(message, span, context)
         except asyncio.CancelledError:
             renewer.cancel()
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._queue.abandon(message))
             log.info("abandoned unfinished message at shutdown", extra=context)
             raise
-        except Exception as e:  # a bug, not an outcome: let the queue bring it back
-            log.exception("message handler failed", extra=context)
-            span.record_exception(e)
-            outcome = RetryLater(f"{type(e).__name__}: {e}", 5.0)
         finally:
             renewer.cancel()
         if isinstance(outcome, RetryLater):
@@ -145,6 +150,33 @@ class Consumer:
             log.exception("settling failed; the message will come again", extra=context)
             return "unsettled"
         return _RESULT[type(outcome)]
+
+    async def _outcome(
+        self, message: ReceivedMessage, span: Span, context: dict[str, object]
+    ) -> Outcome:
+        """The handler's outcome, trying again in place (the message held, its lock renewed)
+        while a downstream is out, for up to `hold_seconds`. Each abandon counts as a
+        delivery, so abandoning at once would let a short outage use up a message's
+        deliveries and dead-letter it; holding also stops taking new messages meanwhile."""
+        held, attempt = 0.0, 0
+        while True:
+            try:
+                outcome = await self._handler(message)
+            except Exception as e:  # a bug, not an outcome: let the queue bring it back
+                log.exception("message handler failed", extra=context)
+                span.record_exception(e)
+                return RetryLater(f"{type(e).__name__}: {e}", 5.0, hold=False)
+            if not isinstance(outcome, RetryLater) or not outcome.hold:
+                return outcome
+            pause = min(outcome.delay_seconds * 2**attempt, MAX_HOLD_PAUSE_SECONDS)
+            if held + pause > self._hold_seconds or self._stopping.is_set():
+                return outcome
+            if not self._accepting():  # draining: hand it back now rather than wait
+                return outcome
+            log.info("holding the message: %s", outcome.reason, extra=context)
+            await asyncio.sleep(pause)
+            held += pause
+            attempt += 1
 
     async def _settle(
         self, message: ReceivedMessage, outcome: Outcome, context: dict[str, object]

@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             workflow.handle,
             concurrency=settings.workflow_concurrency,
             lock_seconds=settings.queue_lock_seconds,
+            hold_seconds=settings.queue_hold_seconds,
             accepting=lambda: app.state.health.phase is not Phase.DRAINING,
             target=MessagingTarget.from_queue_url(settings.queue_url),
         )

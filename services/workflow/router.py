@@ -17,6 +17,7 @@ async def progress(request: Request) -> dict[str, Any]:
     return {
         "processed": consumer.processed,
         "secondsSinceProgress": round(consumer.stalled_for(), 3),
+        "holdSeconds": consumer.hold_seconds,
         # The protections in force, as the code has them (not as the settings say).
         "downstreams": {
             client.service: asdict(client.resilience)

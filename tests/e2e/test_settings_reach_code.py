@@ -15,12 +15,15 @@ def test_breaker_and_bulkhead_settings_reach_workflows_clients(system: System) -
         "BREAKER_RECOVERY_SECONDS": "12.5",
         "BULKHEAD_MAX_CONCURRENT": "9",
         "BULKHEAD_MAX_WAIT_SECONDS": "3",
+        "QUEUE_HOLD_SECONDS": "45",
     }
     try:
         stack.start("workflow")
         stack.wait_ready("workflow")
         with system.internal("workflow") as workflow:
-            downstreams = workflow.get("/api/workflow/progress").json()["downstreams"]
+            progress = workflow.get("/api/workflow/progress").json()
+        assert progress["holdSeconds"] == 45.0
+        downstreams = progress["downstreams"]
         assert set(downstreams) == {"package", "dronescheduler", "delivery"}
         for resilience in downstreams.values():
             assert resilience == {
@@ -36,6 +39,7 @@ def test_breaker_and_bulkhead_settings_reach_workflows_clients(system: System) -
             "BREAKER_RECOVERY_SECONDS",
             "BULKHEAD_MAX_CONCURRENT",
             "BULKHEAD_MAX_WAIT_SECONDS",
+            "QUEUE_HOLD_SECONDS",
         ):
             stack.extra_env["workflow"].pop(name, None)
         stack.start("workflow")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from chassis.queue import OutgoingMessage, QueueOptions, ReceivedMessage, connect_message_queue
 from workflow.consumer import Consumer
-from workflow.service import Complete, Outcome
+from workflow.service import Complete, Outcome, RetryLater
 
 
 async def _queue(tmp_path: Path, lock: float = 30.0):  # type: ignore[no-untyped-def]
@@ -89,4 +89,78 @@ async def test_on_shutdown_unfinished_messages_are_abandoned_for_another_consume
     again = await queue.receive(wait_seconds=2)
     assert [m.message_id for m in again] == ["unfinished"]
     assert again[0].delivery_count == 2
+    await queue.close()
+
+
+async def test_a_downstream_outage_is_waited_out_holding_the_message(tmp_path: Path) -> None:
+    # max_delivery_count=5 above: five abandons would dead-letter it; held, it is delivered once.
+    queue = await _queue(tmp_path)
+    await queue.send(OutgoingMessage("held", b"{}"))
+    calls: list[int] = []
+    done = asyncio.Event()
+
+    async def handler(message: ReceivedMessage) -> Outcome:
+        calls.append(message.delivery_count)
+        if len(calls) < 6:
+            return RetryLater("package unavailable", 0.01)
+        done.set()
+        return Complete()
+
+    consumer = Consumer(queue, handler, concurrency=1, lock_seconds=30, hold_seconds=10)
+    running = asyncio.create_task(consumer.run())
+    await asyncio.wait_for(done.wait(), 20)
+    await consumer.stop(5)
+    running.cancel()
+    assert calls == [1] * 6
+    assert await queue.receive(wait_seconds=0.2) == []
+    assert await queue.dead_letters() == []
+    await queue.close()
+
+
+async def test_a_message_waiting_for_another_is_handed_back_at_once(tmp_path: Path) -> None:
+    queue = await _queue(tmp_path)
+    await queue.send(OutgoingMessage("early", b"{}"))
+    calls: list[int] = []
+    second = asyncio.Event()
+
+    async def handler(message: ReceivedMessage) -> Outcome:
+        calls.append(message.delivery_count)
+        if len(calls) == 2:
+            second.set()
+            return Complete()
+        return RetryLater("delivery not scheduled yet", 0.01, hold=False)
+
+    consumer = Consumer(queue, handler, concurrency=1, lock_seconds=30, hold_seconds=10)
+    running = asyncio.create_task(consumer.run())
+    await asyncio.wait_for(second.wait(), 20)
+    await consumer.stop(5)
+    running.cancel()
+    assert calls == [1, 2]  # back through the queue: a second delivery
+    await queue.close()
+
+
+async def test_holding_ends_after_the_hold_time_and_the_queue_counts_a_delivery(
+    tmp_path: Path,
+) -> None:
+    queue = await _queue(tmp_path)
+    await queue.send(OutgoingMessage("outage", b"{}"))
+    calls: list[tuple[int, float]] = []
+    redelivered = asyncio.Event()
+
+    async def handler(message: ReceivedMessage) -> Outcome:
+        calls.append((message.delivery_count, time.monotonic()))
+        if message.delivery_count == 2:
+            redelivered.set()
+            return Complete()
+        return RetryLater("package unavailable", 0.1)
+
+    consumer = Consumer(queue, handler, concurrency=1, lock_seconds=30, hold_seconds=0.5)
+    running = asyncio.create_task(consumer.run())
+    await asyncio.wait_for(redelivered.wait(), 20)
+    await consumer.stop(5)
+    running.cancel()
+    first = [at for count, at in calls if count == 1]
+    # Pauses of 0.1, 0.2 fit in 0.5 s; 0.4 more would not: three tries, then handed back.
+    assert len(first) == 3
+    assert first[-1] - first[0] >= 0.3
     await queue.close()
