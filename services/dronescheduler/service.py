@@ -16,6 +16,7 @@ from typing import Any
 from chassis.documents import (
     Collection,
     ConcurrencyConflict,
+    Document,
     DocumentExists,
     DocumentStore,
 )
@@ -38,6 +39,9 @@ CLAIM_STALE_AFTER = timedelta(seconds=30)
 MAX_CONFLICTS = 50
 
 _rng = random.Random()
+# Parsed drones by id, with the ETag they were parsed at: an assignment reads the whole fleet
+# but changes one drone, so the others need not be parsed again (ETags are unique per write).
+_parsed: dict[str, tuple[str, Drone]] = {}
 
 
 class BookingInProgress(Exception):
@@ -98,6 +102,7 @@ async def assign(
     # One booking per delivery at a time: the assignment document is claimed first (its
     # ETag decides between concurrent calls, e.g. a caller's retry after a timeout while
     # the first call still runs); the others answer "in progress" and ask again.
+    taking_over = False  # only a dead booker can have left a window behind
     for _ in range(MAX_CONFLICTS):
         existing = await assignments.get(delivery_id)
         if existing is None:
@@ -116,6 +121,7 @@ async def assign(
                 claim = await assignments.replace(
                     delivery_id, _claim(body, now), etag=existing.etag
                 )
+                taking_over = True
                 break
             except ConcurrencyConflict:
                 continue
@@ -132,7 +138,9 @@ async def assign(
     else:
         raise ConcurrencyConflict(delivery_id)
 
-    drone, window = await _reserve(drones=drones, trip=_trip(request, requested_at), now=now)
+    drone, window = await _reserve(
+        drones=drones, trip=_trip(request, requested_at), now=now, recovering=taking_over
+    )
     booked = _assignment_body(request, drone, window, ASSIGNED)
     try:
         await assignments.replace(delivery_id, booked, etag=claim.etag)
@@ -148,14 +156,22 @@ def _claim(body: dict[str, Any], now: datetime) -> dict[str, Any]:
     return {**body, "status": BOOKING, "claimedAt": now.isoformat()}
 
 
+def _drone(doc: Document) -> Drone:
+    cached = _parsed.get(doc.id)
+    if cached is not None and cached[0] == doc.etag:
+        return cached[1]
+    drone = Drone.from_json(doc.body)
+    _parsed[doc.id] = (doc.etag, drone)
+    return drone
+
+
 async def _reserve(
-    *, drones: DocumentStore, trip: TripRequest, now: datetime
+    *, drones: DocumentStore, trip: TripRequest, now: datetime, recovering: bool
 ) -> tuple[str, Window]:
     for _ in range(MAX_CONFLICTS):
-        docs = await drones.find()
-        fleet = {d.id: (Drone.from_json(d.body), d.etag) for d in docs}
+        fleet = {d.id: (_drone(d), d.etag) for d in await drones.find()}
         # After a crash the window may already be on a drone: take it, do not book twice.
-        for drone, etag in fleet.values():
+        for drone, etag in fleet.values() if recovering else ():
             held = drone.window_for(trip.delivery_id)
             if held is None:
                 continue
