@@ -1,7 +1,8 @@
 """Where a delivery stands, computed from its schedule and the clock (no I/O).
 
 Stages: Created (or Rescheduled) until the drone departs, HeadedToPickup until the pickup,
-HeadedToDropoff until the drop-off, then Completed; Cancelled at any point.
+HeadedToDropoff until the drop-off, then Completed; Cancelled at any point; Failed when it
+can never be scheduled (workflow records why).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ class Stage(enum.StrEnum):
     HEADED_TO_DROPOFF = "HeadedToDropoff"
     COMPLETED = "Completed"
     CANCELLED = "Cancelled"
+    FAILED = "Failed"
 
 
 Point = dict[str, float]
@@ -43,6 +45,8 @@ class Status:
 
 
 def status_of(delivery: dict[str, Any], now: datetime) -> Status:
+    if delivery.get("failureReason"):
+        return _failed(delivery)
     departure = datetime.fromisoformat(delivery["departure"]["time"])
     pickup_eta = datetime.fromisoformat(delivery["pickupETA"])
     delivery_eta = datetime.fromisoformat(delivery["deliveryETA"])
@@ -67,6 +71,19 @@ def status_of(delivery: dict[str, Any], now: datetime) -> Status:
             Stage.HEADED_TO_PICKUP, _between(start, pickup, _fraction(departure, pickup_eta, now))
         )
     return status(Stage.RESCHEDULED if delivery.get("rescheduled") else Stage.CREATED, start)
+
+
+def _failed(delivery: dict[str, Any]) -> Status:
+    # No drone will carry it: the package stays at the pickup. A failure recorded before any
+    # schedule has no ETAs, and the answer keeps its non-null shape with the failure time.
+    failed_at = datetime.fromisoformat(delivery["failedAt"])
+    pickup_eta, delivery_eta = (
+        datetime.fromisoformat(delivery[k]) if delivery.get(k) else failed_at
+        for k in ("pickupETA", "deliveryETA")
+    )
+    # A customer's cancel after the failure is the last word, as it is on any delivery.
+    stage = Stage.CANCELLED if delivery.get("cancelled") else Stage.FAILED
+    return Status(stage, delivery["pickup"], pickup_eta, delivery_eta)
 
 
 def _cancel_time(delivery: dict[str, Any], now: datetime) -> datetime:

@@ -13,6 +13,7 @@ from delivery.dependencies import StoreDep
 from delivery.schemas import (
     Confirmation,
     Delivery,
+    DeliveryFailure,
     DeliveryReschedule,
     DeliverySchedule,
     DeliveryStatus,
@@ -40,6 +41,10 @@ async def _check_owner(caller: Caller, store: DocumentStore, delivery_id: str) -
 
 def _cancelled(delivery_id: str) -> HTTPException:
     return HTTPException(status.HTTP_409_CONFLICT, f"delivery {delivery_id!r} was cancelled")
+
+
+def _failed(e: service.DeliveryFailed) -> HTTPException:
+    return HTTPException(status.HTTP_409_CONFLICT, str(e))
 
 
 @router.get("/summary", response_model=DeliverySummary)
@@ -95,8 +100,31 @@ async def put_delivery(deliveryId: DeliveryId, data: DeliverySchedule, store: St
         created = await service.schedule(store=store, data=data)
     except service.DeliveryCancelled as e:
         raise _cancelled(deliveryId) from e
+    except service.DeliveryFailed as e:
+        raise _failed(e) from e
+    return _created_or_existed(deliveryId, created)
+
+
+@router.put(
+    "/{deliveryId}/failure",
+    status_code=status.HTTP_201_CREATED,
+    responses={204: {"description": "it existed"}, **problem_responses(400, 409)},
+)
+async def put_delivery_failure(
+    deliveryId: DeliveryId, data: DeliveryFailure, store: StoreDep
+) -> Response:
+    """Record that the delivery can never be scheduled (idempotent; a newer schedule clears
+    it). A cancelled delivery stays cancelled: 409."""
+    try:
+        created = await service.fail(store=store, delivery_id=deliveryId, data=data)
+    except service.DeliveryCancelled as e:
+        raise _cancelled(deliveryId) from e
+    return _created_or_existed(deliveryId, created)
+
+
+def _created_or_existed(delivery_id: str, created: bool) -> Response:
     if created:
-        return Response(status_code=201, headers={"Location": f"/api/deliveries/{deliveryId}"})
+        return Response(status_code=201, headers={"Location": f"/api/deliveries/{delivery_id}"})
     return Response(status_code=204)
 
 
@@ -107,6 +135,8 @@ async def _write(deliveryId: str, action: Any) -> Response:
         raise _not_found(deliveryId) from e
     except service.DeliveryCancelled as e:
         raise _cancelled(deliveryId) from e
+    except service.DeliveryFailed as e:
+        raise _failed(e) from e
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -39,6 +39,20 @@ class DeliverySchedule(BaseModel):
     requestedAt: IsoDateTime | None = None
 
 
+class DeliveryFailure(BaseModel):
+    """What workflow writes when a delivery can never be scheduled: why, and enough of the
+    request to answer for the delivery if nothing was recorded before."""
+
+    ownerId: str = Field(min_length=1, max_length=128)
+    reason: str = Field(min_length=1, max_length=1000)
+    pickup: Location
+    dropoff: Location
+    deadline: str = ""
+    expedited: bool = False
+    confirmationRequired: ConfirmationType = ConfirmationType.NONE
+    requestedAt: IsoDateTime | None = None
+
+
 class DeliveryReschedule(BaseModel):
     pickup: Location | None = None
     dropoff: Location | None = None
@@ -61,6 +75,8 @@ class Delivery(BaseModel):
     expedited: bool
     confirmationRequired: ConfirmationType
     droneId: str
+    # Not in the original: set when the delivery can never be scheduled.
+    failureReason: str | None = None
 
 
 class DeliveryStatus(BaseModel):

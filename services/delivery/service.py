@@ -9,7 +9,13 @@ from typing import Any
 
 from chassis.documents import Collection, ConcurrencyConflict, DocumentExists, DocumentStore
 from delivery.models import Status, status_of
-from delivery.schemas import Confirmation, DeliveryReschedule, DeliverySchedule, NotifyMeRequest
+from delivery.schemas import (
+    Confirmation,
+    DeliveryFailure,
+    DeliveryReschedule,
+    DeliverySchedule,
+    NotifyMeRequest,
+)
 
 DELIVERIES = Collection(name="deliveries", indexed=("ownerId", "month"), partition_key="id")
 MAX_CONFLICTS = 20
@@ -23,6 +29,14 @@ class DeliveryMissing(Exception):
     pass
 
 
+class DeliveryFailed(Exception):
+    def __init__(self, delivery_id: str, reason: str) -> None:
+        super().__init__(f"delivery {delivery_id!r} failed: {reason}")
+
+
+FAILURE_FIELDS = ("failureReason", "failedAt")
+
+
 def _is_stale(requested_at: datetime | None, body: dict[str, Any]) -> bool:
     known = body.get("requestedAt")
     return (
@@ -32,23 +46,88 @@ def _is_stale(requested_at: datetime | None, body: dict[str, Any]) -> bool:
     )
 
 
+def _is_older(requested_at: datetime | None, body: dict[str, Any]) -> bool:
+    known = body.get("requestedAt")
+    return (
+        requested_at is not None
+        and known is not None
+        and requested_at < datetime.fromisoformat(known)
+    )
+
+
+def _is_newer(requested_at: datetime | None, body: dict[str, Any]) -> bool:
+    known = body.get("requestedAt")
+    return requested_at is not None and (
+        known is None or requested_at > datetime.fromisoformat(known)
+    )
+
+
 async def schedule(*, store: DocumentStore, data: DeliverySchedule) -> bool:
     """Record the scheduled delivery; True if it was new."""
     body = data.model_dump(mode="json")
     body.update(ownerId=data.owner.userId, month=data.departure.time.strftime("%Y-%m"))
-    existing = await store.get(data.id)
-    if existing is None:
+    if await store.get(data.id) is None:
         try:
             await store.create(data.id, body)
             return True
         except DocumentExists:
-            existing = await store.get(data.id)
-            assert existing is not None
-    if existing.body.get("cancelled"):
-        raise DeliveryCancelled(data.id)
-    if not _is_stale(data.requestedAt, existing.body):
-        await _update(store, data.id, lambda b: {**b, **body})
+            pass
+
+    def apply(known: dict[str, Any]) -> dict[str, Any] | None:
+        if known.get("cancelled"):
+            raise DeliveryCancelled(data.id)
+        if known.get("failureReason"):
+            # Only a newer request revives a failed delivery; the one that failed, replayed,
+            # must not (workflow would think its drone booked).
+            if not _is_newer(data.requestedAt, known):
+                raise DeliveryFailed(data.id, known["failureReason"])
+            known = {k: v for k, v in known.items() if k not in FAILURE_FIELDS}
+        elif _is_stale(data.requestedAt, known):
+            return None
+        return {**known, **body}
+
+    await _update(store, data.id, apply)
     return False
+
+
+async def fail(*, store: DocumentStore, delivery_id: str, data: DeliveryFailure) -> bool:
+    """Record that the delivery can never be scheduled; True if it was not known before."""
+    failure: dict[str, Any] = {"failureReason": data.reason, "failedAt": _now()}
+    if data.requestedAt is not None:
+        failure["requestedAt"] = data.requestedAt.isoformat()
+    if await store.get(delivery_id) is None:
+        body = {
+            "id": delivery_id,
+            "owner": {"userId": data.ownerId, "accountId": data.ownerId},
+            "ownerId": data.ownerId,
+            "droneId": "",  # none will carry it
+            **data.model_dump(
+                mode="json",
+                include={"pickup", "dropoff", "deadline", "expedited", "confirmationRequired"},
+            ),
+            **failure,
+        }
+        try:
+            await store.create(delivery_id, body)
+            return True
+        except DocumentExists:
+            pass
+
+    def apply(known: dict[str, Any]) -> dict[str, Any] | None:
+        if known.get("cancelled"):
+            raise DeliveryCancelled(delivery_id)
+        if _is_older(data.requestedAt, known):
+            return None  # a newer request was recorded since the one that failed
+        if known.get("failureReason") and not _is_newer(data.requestedAt, known):
+            return None  # a repeat: the first reason stands
+        return {**known, **failure}
+
+    await _update(store, delivery_id, apply)
+    return False
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
 
 
 Change = Callable[[dict[str, Any]], dict[str, Any] | None]
@@ -75,8 +154,7 @@ async def reschedule(*, store: DocumentStore, delivery_id: str, data: DeliveryRe
     changes = data.model_dump(mode="json", exclude_unset=True)
 
     def apply(body: dict[str, Any]) -> dict[str, Any] | None:
-        if body.get("cancelled"):
-            raise DeliveryCancelled(delivery_id)
+        _refuse_if_over(delivery_id, body)
         if _is_stale(data.requestedAt, body):
             return None
         new = {**body, **changes, "rescheduled": True}
@@ -87,8 +165,16 @@ async def reschedule(*, store: DocumentStore, delivery_id: str, data: DeliveryRe
     await _update(store, delivery_id, apply)
 
 
+def _refuse_if_over(delivery_id: str, body: dict[str, Any]) -> None:
+    """A cancelled or failed delivery has no drone to move or to confirm."""
+    if body.get("cancelled"):
+        raise DeliveryCancelled(delivery_id)
+    if body.get("failureReason"):
+        raise DeliveryFailed(delivery_id, body["failureReason"])
+
+
 async def cancel(*, store: DocumentStore, delivery_id: str) -> None:
-    now = datetime.now(UTC).isoformat()
+    now = _now()
 
     def apply(body: dict[str, Any]) -> dict[str, Any] | None:
         return None if body.get("cancelled") else {**body, "cancelled": True, "cancelledAt": now}
@@ -108,8 +194,7 @@ async def add_notify_me(*, store: DocumentStore, delivery_id: str, data: NotifyM
 
 async def confirm(*, store: DocumentStore, delivery_id: str, data: Confirmation) -> None:
     def apply(body: dict[str, Any]) -> dict[str, Any] | None:
-        if body.get("cancelled"):
-            raise DeliveryCancelled(delivery_id)
+        _refuse_if_over(delivery_id, body)
         return {**body, "confirmation": data.model_dump(mode="json")}
 
     await _update(store, delivery_id, apply)
@@ -122,4 +207,4 @@ async def status(*, store: DocumentStore, delivery_id: str) -> Status | None:
 
 async def summary(*, store: DocumentStore, owner_id: str, year: int, month: int) -> int:
     docs = await store.find(ownerId=owner_id, month=f"{year:04d}-{month:02d}")
-    return sum(1 for d in docs if not d.body.get("cancelled"))
+    return sum(1 for d in docs if not (d.body.get("cancelled") or d.body.get("failureReason")))

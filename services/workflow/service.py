@@ -1,7 +1,8 @@
 """What workflow does with each message, as a decision the consumer carries out.
 
 A message is completed when its effect is in place, retried later when something was
-transiently unavailable, and dead-lettered with a reason when it can never succeed. Every
+transiently unavailable, and dead-lettered with a reason when it can never succeed (a
+delivery that can never be scheduled is also marked Failed, and its drone released). Every
 call it makes is idempotent (keyed by delivery id and ordered by `requestedAt`), so a
 message delivered twice has its effect once.
 """
@@ -12,6 +13,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -27,9 +29,13 @@ from contracts.messages import (
     Operation,
     RescheduleRequested,
 )
+from contracts.vocabulary import ConfirmationType
 from workflow.locations import ServiceArea, resolve
 
 log = logging.getLogger(__name__)
+
+Point = dict[str, float]
+MAX_REASON = 1000  # what the delivery service keeps
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,9 @@ class Complete:
 class RetryLater:
     reason: str
     delay_seconds: float
+    # Worth trying again while holding the message (a downstream outage); False when it
+    # waits for another message to go first, which holding would only delay.
+    hold: bool = True
 
 
 @dataclass(frozen=True)
@@ -108,7 +117,7 @@ class DeliveryWorkflow:
             if time.time() - message.enqueued_at > self._grace:
                 return DeadLetter("UnknownDelivery", f"no delivery {e} after {self._grace:.0f} s")
             return RetryLater(
-                f"delivery {e} not scheduled yet", retry_delay(message.delivery_count)
+                f"delivery {e} not scheduled yet", retry_delay(message.delivery_count), hold=False
             )
         except DownstreamRejected as e:
             return DeadLetter("Rejected", str(e)[:1000])
@@ -149,39 +158,105 @@ class DeliveryWorkflow:
         )
         if assigned.status_code == 409:
             return Complete("cancelled before it was scheduled")
-        plan = (await _expect(assigned, self._d.dronescheduler, 200)).json()
         try:
-            saved = await self._d.delivery.request(
-                "PUT",
-                f"/api/deliveries/{r.deliveryId}",
-                json={
-                    "id": r.deliveryId,
-                    "owner": {"userId": r.ownerId, "accountId": r.ownerId},
-                    "pickup": pickup,
-                    "dropoff": dropoff,
-                    "deadline": r.deadline,
-                    "expedited": r.expedited,
-                    "confirmationRequired": r.confirmationRequired.value,
-                    "droneId": plan["droneId"],
-                    "packageId": package.packageId,
-                    "departure": plan["departure"],
-                    "pickupETA": plan["pickupETA"],
-                    "deliveryETA": plan["deliveryETA"],
-                    "requestedAt": requested_at,
-                },
-            )
-            if saved.status_code == 409:
-                await self._release_drone(r.deliveryId)  # cancelled meanwhile
-                return Complete("cancelled while being scheduled")
-            await _expect(saved, self._d.delivery, 201, 204)
-        except DownstreamRejected:
-            # It can never be recorded: do not leave a drone booked for it.
+            plan = (await _expect(assigned, self._d.dronescheduler, 200)).json()
+        except DownstreamRejected as e:
+            return await self._give_up(r, pickup, dropoff, "no drone could be assigned", e)
+        saved = await self._d.delivery.request(
+            "PUT",
+            f"/api/deliveries/{r.deliveryId}",
+            json={
+                "id": r.deliveryId,
+                "owner": {"userId": r.ownerId, "accountId": r.ownerId},
+                "pickup": pickup,
+                "dropoff": dropoff,
+                "deadline": r.deadline,
+                "expedited": r.expedited,
+                "confirmationRequired": r.confirmationRequired.value,
+                "droneId": plan["droneId"],
+                "packageId": package.packageId,
+                "departure": plan["departure"],
+                "pickupETA": plan["pickupETA"],
+                "deliveryETA": plan["deliveryETA"],
+                "requestedAt": requested_at,
+            },
+        )
+        if saved.status_code == 409:
             await self._release_drone(r.deliveryId)
-            raise
+            return Complete("cancelled or failed while being scheduled")
+        try:
+            await _expect(saved, self._d.delivery, 201, 204)
+        except DownstreamRejected as e:
+            return await self._give_up(r, pickup, dropoff, "it could not be recorded", e)
         log.info(
             "delivery scheduled", extra={"deliveryId": r.deliveryId, "droneId": plan["droneId"]}
         )
         return Complete()
+
+    async def _give_up(
+        self,
+        r: DeliveryRequested,
+        pickup: Point,
+        dropoff: Point,
+        what: str,
+        rejected: DownstreamRejected,
+    ) -> Outcome:
+        """It can never be scheduled: say why on the delivery, free its drone, and keep the
+        message as evidence."""
+        reason = f"{what}: {rejected.service} answered {_problem_of(rejected)}"
+        evidence = str(rejected)
+        # Failed before released: a retry after a failed release still finds its booking,
+        # where after the release the scheduler would answer "cancelled" and the failure
+        # would never be recorded.
+        try:
+            await self.mark_failed(
+                r.deliveryId,
+                r.ownerId,
+                reason,
+                pickup=pickup,
+                dropoff=dropoff,
+                deadline=r.deadline,
+                expedited=r.expedited,
+                confirmation_required=r.confirmationRequired,
+                requested_at=r.requestedAt,
+            )
+        except DownstreamRejected as e:
+            evidence = f"{evidence}; and the failure could not be recorded: {e}"
+        await self._release_drone(r.deliveryId)
+        log.warning("delivery failed: %s", reason, extra={"deliveryId": r.deliveryId})
+        return DeadLetter("Rejected", evidence[:1000])
+
+    async def mark_failed(
+        self,
+        delivery_id: str,
+        owner_id: str,
+        reason: str,
+        *,
+        pickup: Point,
+        dropoff: Point,
+        deadline: str = "",
+        expedited: bool = False,
+        confirmation_required: ConfirmationType = ConfirmationType.NONE,
+        requested_at: datetime | None = None,
+    ) -> None:
+        """Record on the delivery that it can never be scheduled, and why. Idempotent; a
+        cancelled delivery stays cancelled. DownstreamUnavailable while the delivery service
+        is out (try again later), DownstreamRejected if it refuses."""
+        recorded = await self._d.delivery.request(
+            "PUT",
+            f"/api/deliveries/{delivery_id}/failure",
+            json={
+                "ownerId": owner_id,
+                "reason": reason[:MAX_REASON],
+                "pickup": pickup,
+                "dropoff": dropoff,
+                "deadline": deadline,
+                "expedited": expedited,
+                "confirmationRequired": confirmation_required.value,
+                "requestedAt": None if requested_at is None else requested_at.isoformat(),
+            },
+        )
+        await _expect(recorded, self._d.delivery, 201, 204, 409)
 
     async def reschedule(self, r: RescheduleRequested) -> Outcome:
         current = await self._d.dronescheduler.request(
@@ -248,6 +323,24 @@ class DeliveryWorkflow:
             "DELETE", f"/api/dronedeliveries/{delivery_id}"
         )
         await _expect(released, self._d.dronescheduler, 204, 404)
+
+
+def _problem_of(rejected: DownstreamRejected) -> str:
+    """The status and what the service said was wrong (its problem details), in a line."""
+    try:
+        problem = rejected.response.json()
+    except ValueError:
+        problem = None
+    said = rejected.response.text[:300]
+    if isinstance(problem, dict):
+        errors = problem.get("errors")
+        fields = [
+            f"{e.get('field')}: {e.get('message')}"
+            for e in (errors if isinstance(errors, list) else [])
+            if isinstance(e, dict)
+        ]
+        said = "; ".join(fields) or str(problem.get("detail") or problem.get("title") or "")
+    return f"{rejected.status_code} {said}".strip()
 
 
 async def _expect(response: Any, client: ServiceClient, *statuses: int) -> Any:

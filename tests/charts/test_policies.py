@@ -67,6 +67,7 @@ INTERNAL_PATHS = [
     "/api/dronedeliveries/utilization",
     "/api/deliveries/summary",
     "/api/deliveries/d-1/confirmations",
+    "/api/deliveries/d-1/failure",
     "/api/deliveries/d-1/status/extra",
     "/api/deliveryrequests/d-1/extra",
     "/health/ready",

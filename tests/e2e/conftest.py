@@ -8,9 +8,12 @@ default) or servers (the PostgreSQL, Redis and RabbitMQ on this machine).
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -68,6 +71,26 @@ def eventually(check: Callable[[], T | None], *, within: float = 30.0, what: str
             return last
         time.sleep(0.1)
     raise AssertionError(f"not within {within} s: {what or check} (last: {last!r})")
+
+
+def deadletters(system: System, *args: str) -> str:
+    """What `python -m workflow.deadletters ARGS` prints for this system's queue."""
+    stack = system.need_stack()
+    env = {**os.environ, "QUEUE_URL": stack.footing.urls["workflow"]["QUEUE_URL"]}
+    result = subprocess.run(
+        [sys.executable, "-m", "workflow.deadletters", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return result.stdout
+
+
+def dead_lettered(system: System, message_id: str) -> list[dict[str, str]]:
+    lines = deadletters(system, "list", "--json", "--limit", "10000").splitlines()
+    return [e for e in map(json.loads, lines) if e["messageId"] == message_id]
 
 
 def _free_base_port(count: int = 6) -> int:

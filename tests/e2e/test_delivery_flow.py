@@ -244,6 +244,7 @@ def test_client_mistakes_get_a_clear_4xx(
         ("PUT", "/api/deliveries/some-id"),
         ("DELETE", "/api/deliveries/some-id"),
         ("PATCH", "/api/deliveries/some-id"),
+        ("PUT", "/api/deliveries/some-id/failure"),
         ("GET", "/api/deliveries/summary"),
         ("POST", "/api/deliveries/some-id/confirmations"),
         ("GET", "/api/packages/mypackage"),

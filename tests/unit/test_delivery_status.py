@@ -154,7 +154,7 @@ def test_cancelled_wins_over_confirmed() -> None:
     assert status_of(doc, DELIVERY_ETA + timedelta(hours=1)).stage is Stage.CANCELLED
 
 
-def test_stage_names_are_the_original_api_s() -> None:
+def test_stage_names_are_the_original_api_s_and_failed() -> None:
     assert [s.value for s in Stage] == [
         "Created",
         "Rescheduled",
@@ -162,7 +162,66 @@ def test_stage_names_are_the_original_api_s() -> None:
         "HeadedToDropoff",
         "Completed",
         "Cancelled",
+        "Failed",  # not in the original: a delivery that can never be scheduled
     ]
+
+
+FAILED_AT = DEPARTURE - timedelta(hours=2)
+
+
+def failure(**extra: Any) -> dict[str, Any]:
+    """A failure recorded before anything was scheduled: no drone, no timetable."""
+    return {
+        "id": "d1",
+        "pickup": PICKUP,
+        "dropoff": DROPOFF,
+        "droneId": "",
+        "failureReason": "it could not be recorded: delivery answered 400 pickup: too high",
+        "failedAt": FAILED_AT.isoformat(),
+        **extra,
+    }
+
+
+def test_a_delivery_failed_before_scheduling_waits_at_the_pickup_as_of_its_failure() -> None:
+    for now in (FAILED_AT, DEPARTURE, DELIVERY_ETA + timedelta(days=1)):
+        s = status_of(failure(), now)
+        assert s.stage is Stage.FAILED
+        assert s.last_known_location == PICKUP
+        assert (s.pickup_eta, s.delivery_eta) == (FAILED_AT, FAILED_AT)
+
+
+def test_a_scheduled_delivery_that_failed_keeps_its_planned_times_and_never_moves() -> None:
+    doc = delivery(failureReason="no drone", failedAt=FAILED_AT.isoformat())
+    for now in (DEPARTURE - timedelta(hours=1), PICKUP_ETA, DELIVERY_ETA + timedelta(days=1)):
+        s = status_of(doc, now)
+        assert s.stage is Stage.FAILED
+        assert s.last_known_location == PICKUP
+        assert (s.pickup_eta, s.delivery_eta) == (PICKUP_ETA, DELIVERY_ETA)
+
+
+def test_failed_wins_over_confirmed_and_over_the_clock() -> None:
+    doc = delivery(
+        failureReason="no drone",
+        failedAt=FAILED_AT.isoformat(),
+        confirmation={"confirmationType": "None"},
+    )
+    assert status_of(doc, DELIVERY_ETA + timedelta(hours=1)).stage is Stage.FAILED
+
+
+def test_a_failed_delivery_cancelled_afterwards_is_cancelled_at_the_pickup() -> None:
+    cancelled_at = (FAILED_AT + timedelta(minutes=1)).isoformat()
+    for doc in (
+        failure(cancelled=True, cancelledAt=cancelled_at),
+        delivery(
+            failureReason="no drone",
+            failedAt=FAILED_AT.isoformat(),
+            cancelled=True,
+            cancelledAt=cancelled_at,
+        ),
+    ):
+        s = status_of(doc, DEPARTURE + timedelta(minutes=5))
+        assert s.stage is Stage.CANCELLED
+        assert s.last_known_location == PICKUP
 
 
 def test_the_location_never_leaves_the_route_at_any_time() -> None:

@@ -67,6 +67,7 @@ SAMPLE_PATHS = [
     "/api/deliveries/d-1/status",
     "/api/deliveries/d-1/notifymerequests",
     "/api/deliveries/d-1/confirmations",
+    "/api/deliveries/d-1/failure",
     "/api/deliveries/" + "x" * 128,
     "/api/deliveries/" + "x" * 129,
     "/api/deliveries/a%20b",

@@ -31,6 +31,8 @@ PUBLIC = [
 # Workflow's calls to the other services, and every service's own operational endpoints.
 INTERNAL = [
     ("PUT", f"/api/deliveries/{DELIVERY_ID}"),
+    ("PUT", f"/api/deliveries/{DELIVERY_ID}/failure"),
+    ("GET", f"/api/deliveries/{DELIVERY_ID}/failure"),
     ("PATCH", f"/api/deliveries/{DELIVERY_ID}"),
     ("DELETE", f"/api/deliveries/{DELIVERY_ID}"),
     ("GET", "/api/deliveries/summary"),
@@ -84,6 +86,7 @@ def test_internal_apis_are_not_routed(method: str, path: str) -> None:
     [
         "/api/deliveries/summary",
         f"/api/deliveries/{DELIVERY_ID}/confirmations",
+        f"/api/deliveries/{DELIVERY_ID}/failure",
         "/api/packages/mypackage",
         f"/api/dronedeliveries/{DELIVERY_ID}",
         "/api/drones",

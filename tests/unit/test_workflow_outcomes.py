@@ -1,21 +1,34 @@
 """What workflow decides for messages it can judge on their own, before any downstream call,
-and how long it waits before a retry."""
+how long it waits before a retry, and what it does when a downstream refuses a delivery
+(against a loopback server that answers as the services would)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import socket
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
-from chassis.http import ServiceClient
+from chassis.http import DownstreamUnavailable, ServiceClient
 from chassis.queue import ReceivedMessage
-from workflow.locations import ServiceArea
-from workflow.service import DeadLetter, DeliveryWorkflow, Downstreams, retry_delay
+from workflow.locations import ServiceArea, resolve
+from workflow.service import (
+    Complete,
+    DeadLetter,
+    DeliveryWorkflow,
+    Downstreams,
+    RetryLater,
+    retry_delay,
+)
+
+AREA = ServiceArea(47.6062, -122.3321, 10.0)
 
 GUIDE_MESSAGE: dict[str, Any] = {
     "deliveryId": "d-1",
@@ -48,9 +61,7 @@ def workflow() -> Iterator[DeliveryWorkflow]:
             for name in ("package", "dronescheduler", "delivery")
         )
     )
-    yield DeliveryWorkflow(
-        downstreams, ServiceArea(47.6062, -122.3321, 10.0), unknown_delivery_grace=120.0
-    )
+    yield DeliveryWorkflow(downstreams, AREA, unknown_delivery_grace=120.0)
     asyncio.run(downstreams.aclose())  # nothing was ever connected: no loop ties them
 
 
@@ -151,3 +162,238 @@ def test_retry_delays_never_shrink() -> None:
     delays = [retry_delay(n) for n in range(1, 50)]
     assert delays == sorted(delays)
     assert max(delays) == 30.0
+
+
+# ------------------------------------------------ downstreams that refuse a delivery
+Call = tuple[str, str]  # method, path
+
+PACKAGE_PUT: Call = ("PUT", "/api/packages/mypackage")
+ASSIGN: Call = ("PUT", "/api/dronedeliveries/d-1")
+RELEASE: Call = ("DELETE", "/api/dronedeliveries/d-1")
+RECORD: Call = ("PUT", "/api/deliveries/d-1")
+MARK_FAILED: Call = ("PUT", "/api/deliveries/d-1/failure")
+PLAN = {
+    "droneId": "drone-007",
+    "departure": {
+        "time": "2019-05-08T19:50:00+00:00",
+        "location": {"altitude": 0.0, "latitude": 47.6, "longitude": -122.3},
+    },
+    "pickupETA": "2019-05-08T20:00:00+00:00",
+    "deliveryETA": "2019-05-08T20:20:00+00:00",
+}
+BAD_ALTITUDE = {
+    "type": "about:blank",
+    "title": "Bad Request",
+    "status": 400,
+    "detail": "invalid or missing: pickup.altitude",
+    "errors": [{"field": "pickup.altitude", "message": "Input should be less than 10000"}],
+}
+
+
+class Downstream:
+    """Package, drone scheduler and delivery on one loopback port: each (method, path)
+    answers as scripted, everything the services would accept by default, and every request
+    is kept in order with its JSON body."""
+
+    def __init__(self) -> None:
+        self.answers: dict[Call, tuple[int, Any]] = {}
+        self.sent: list[tuple[str, str, Any]] = []
+        downstream = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
+            def _answer(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                downstream.sent.append((self.command, self.path, json.loads(raw or b"null")))
+                status, body = downstream.answers.get((self.command, self.path), (404, None))
+                payload = b"" if status == 204 else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_PUT = do_PATCH = do_DELETE = _answer
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+
+    def reset(self) -> None:
+        self.sent.clear()
+        self.answers = {
+            PACKAGE_PUT: (201, None),
+            ASSIGN: (200, PLAN),
+            RECORD: (201, None),
+            MARK_FAILED: (201, None),
+            RELEASE: (204, None),
+        }
+
+    def calls(self) -> list[Call]:
+        return [(method, path) for method, path, _ in self.sent]
+
+    def body_of(self, call: Call) -> Any:
+        [body] = [b for m, p, b in self.sent if (m, p) == call]
+        return body
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def downstream() -> Iterator[Downstream]:
+    server = Downstream()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+async def scripted(downstream: Downstream) -> AsyncIterator[DeliveryWorkflow]:
+    # Clients per test: once connected, a client belongs to its test's event loop.
+    downstream.reset()
+    downstreams = Downstreams(
+        *(
+            ServiceClient(
+                name, downstream.url, timeout_seconds=5, attempts=2, max_wait_seconds=0.01
+            )
+            for name in ("package", "dronescheduler", "delivery")
+        )
+    )
+    yield DeliveryWorkflow(downstreams, AREA, unknown_delivery_grace=120.0)
+    await downstreams.aclose()
+
+
+async def test_a_delivery_the_delivery_service_refuses_is_marked_failed_then_its_drone_freed(
+    scripted: DeliveryWorkflow, downstream: Downstream
+) -> None:
+    downstream.answers[RECORD] = (400, BAD_ALTITUDE)
+    outcome = await scripted.handle(message(GUIDE_MESSAGE, operation="delivery"))
+
+    assert isinstance(outcome, DeadLetter)
+    assert outcome.reason == "Rejected"
+    assert outcome.description.startswith("delivery rejected the request: 400")
+    assert downstream.calls() == [PACKAGE_PUT, ASSIGN, RECORD, MARK_FAILED, RELEASE]
+    assert downstream.body_of(MARK_FAILED) == {
+        "ownerId": "myowner",
+        "reason": "it could not be recorded: delivery answered 400 pickup.altitude: "
+        "Input should be less than 10000",
+        "pickup": resolve("my pickup", AREA),
+        "dropoff": resolve("drop off", AREA),
+        "deadline": "",
+        "expedited": True,
+        "confirmationRequired": "None",
+        "requestedAt": "2024-05-08T12:00:00+00:00",
+    }
+
+
+@pytest.mark.parametrize("status", [400, 404, 422])
+async def test_a_delivery_the_drone_scheduler_refuses_is_marked_failed_and_never_recorded(
+    scripted: DeliveryWorkflow, downstream: Downstream, status: int
+) -> None:
+    downstream.answers[ASSIGN] = (status, {"status": status, "detail": "no such route"})
+    downstream.answers[RELEASE] = (404, {"detail": "no drone delivery 'd-1'"})
+    outcome = await scripted.handle(message(GUIDE_MESSAGE, operation="delivery"))
+
+    assert isinstance(outcome, DeadLetter)
+    assert outcome.reason == "Rejected"
+    assert f"dronescheduler rejected the request: {status}" in outcome.description
+    # Released all the same: an earlier attempt may have booked one.
+    assert downstream.calls() == [PACKAGE_PUT, ASSIGN, MARK_FAILED, RELEASE]
+    reason = downstream.body_of(MARK_FAILED)["reason"]
+    assert reason == f"no drone could be assigned: dronescheduler answered {status} no such route"
+
+
+async def test_while_the_failure_cannot_be_recorded_the_drone_stays_booked_for_the_retry(
+    scripted: DeliveryWorkflow, downstream: Downstream
+) -> None:
+    downstream.answers[RECORD] = (400, BAD_ALTITUDE)
+    downstream.answers[MARK_FAILED] = (503, {"detail": "down"})
+    outcome = await scripted.handle(message(GUIDE_MESSAGE, operation="delivery"))
+
+    assert isinstance(outcome, RetryLater)
+    assert "delivery unavailable" in outcome.reason
+    # Released, the booking would answer the retry "cancelled", and it would never fail.
+    assert RELEASE not in downstream.calls()
+
+
+async def test_a_retry_after_the_release_failed_records_the_failure_again_and_frees_the_drone(
+    scripted: DeliveryWorkflow, downstream: Downstream
+) -> None:
+    downstream.answers[RECORD] = (400, BAD_ALTITUDE)
+    downstream.answers[RELEASE] = (503, {"detail": "down"})
+    first = await scripted.handle(message(GUIDE_MESSAGE, operation="delivery"))
+    assert isinstance(first, RetryLater)
+    assert MARK_FAILED in downstream.calls()
+
+    downstream.sent.clear()
+    downstream.answers[MARK_FAILED] = (204, None)  # already recorded: the same again
+    downstream.answers[RELEASE] = (204, None)
+    again = await scripted.handle(message(GUIDE_MESSAGE, operation="delivery"))
+    assert isinstance(again, DeadLetter)
+    assert downstream.calls() == [PACKAGE_PUT, ASSIGN, RECORD, MARK_FAILED, RELEASE]
+
+
+async def test_a_failure_the_delivery_service_refuses_too_is_in_the_dead_letter(
+    scripted: DeliveryWorkflow, downstream: Downstream
+) -> None:
+    downstream.answers[ASSIGN] = (400, BAD_ALTITUDE)
+    downstream.answers[MARK_FAILED] = (400, BAD_ALTITUDE)
+    outcome = await scripted.handle(message(GUIDE_MESSAGE, operation="delivery"))
+
+    assert isinstance(outcome, DeadLetter)
+    assert outcome.description.startswith("dronescheduler rejected the request: 400")
+    assert "the failure could not be recorded: delivery rejected the request: 400" in (
+        outcome.description
+    )
+    assert len(outcome.description) <= 1000
+    assert downstream.calls()[-1] == RELEASE
+
+
+async def test_a_delivery_cancelled_meanwhile_is_not_a_failure(
+    scripted: DeliveryWorkflow, downstream: Downstream
+) -> None:
+    downstream.answers[ASSIGN] = (409, {"detail": "cancelled"})
+    assert isinstance(await scripted.handle(message(GUIDE_MESSAGE)), Complete)
+    assert downstream.calls() == [PACKAGE_PUT, ASSIGN]
+
+    downstream.reset()
+    downstream.answers[RECORD] = (409, {"detail": "cancelled"})
+    assert isinstance(await scripted.handle(message(GUIDE_MESSAGE)), Complete)
+    assert downstream.calls() == [PACKAGE_PUT, ASSIGN, RECORD, RELEASE]
+
+
+async def test_marking_a_cancelled_delivery_failed_leaves_it_cancelled_quietly(
+    scripted: DeliveryWorkflow, downstream: Downstream
+) -> None:
+    downstream.answers[MARK_FAILED] = (409, {"detail": "delivery 'd-1' was cancelled"})
+    point = {"altitude": 0.0, "latitude": 47.6, "longitude": -122.3}
+    await scripted.mark_failed("d-1", "myowner", "x" * 5000, pickup=point, dropoff=point)
+    sent = downstream.body_of(MARK_FAILED)
+    assert len(sent["reason"]) == 1000  # what the delivery service keeps
+    assert sent["requestedAt"] is None
+
+
+async def test_marking_failed_while_the_delivery_service_is_out_is_unavailable(
+    scripted: DeliveryWorkflow, downstream: Downstream
+) -> None:
+    downstream.answers[MARK_FAILED] = (503, {"detail": "down"})
+    point = {"altitude": 0.0, "latitude": 47.6, "longitude": -122.3}
+    with pytest.raises(DownstreamUnavailable):
+        await scripted.mark_failed(
+            "d-1",
+            "myowner",
+            "no drone",
+            pickup=point,
+            dropoff=point,
+            requested_at=datetime.fromisoformat("2024-05-08T12:00:00+00:00"),
+        )
+    assert downstream.calls() == [MARK_FAILED, MARK_FAILED]  # retried in place first

@@ -1,0 +1,146 @@
+"""A delivery that can never be scheduled: workflow books a drone, the delivery service
+refuses to record the delivery, and the compensation runs for real: the delivery is marked
+Failed with the reason, its drone is freed, and the message stays in the dead letters.
+
+No valid request makes the delivery service refuse what the drone scheduler accepted, so
+workflow is pointed at a front for the delivery service that refuses to record one owner's
+deliveries (a 400 problem, as an invalid body gets) and passes everything else, the failure
+record included, to the real service unchanged."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import GUIDE_REQUEST, System, dead_lettered, eventually
+
+OWNER = "owner-unrecordable"
+REFUSAL = {
+    "type": "about:blank",
+    "title": "Bad Request",
+    "status": 400,
+    "detail": "invalid or missing: pickup",
+    "errors": [{"field": "pickup", "message": "cannot be recorded"}],
+}
+HOP_BY_HOP = {"host", "content-length", "connection", "transfer-encoding", "keep-alive"}
+
+
+class RefusingFront:
+    """In front of the delivery service: PUT /api/deliveries/{id} for OWNER answers the
+    refusal (and keeps the body it refused); everything else is forwarded."""
+
+    def __init__(self, delivery_url: str) -> None:
+        self.refused: list[dict[str, Any]] = []
+        upstream = httpx.Client(base_url=delivery_url, timeout=10)
+        lock = threading.Lock()
+        front = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
+            def _answer(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.command == "PUT" and re.fullmatch(r"/api/deliveries/[^/]+", self.path):
+                    sent = json.loads(body)
+                    if sent.get("owner", {}).get("userId") == OWNER:
+                        front.refused.append(sent)
+                        self._reply(400, {"Content-Type": "application/problem+json"}, REFUSAL)
+                        return
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+                with lock:
+                    r = upstream.request(self.command, self.path, content=body, headers=headers)
+                kept = {k: v for k, v in r.headers.items() if k.lower() not in HOP_BY_HOP}
+                self._reply(r.status_code, kept, r.content)
+
+            def _reply(self, status: int, headers: dict[str, str], body: Any) -> None:
+                payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_PUT = do_PATCH = do_POST = do_DELETE = _answer
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._upstream = upstream
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._upstream.close()
+
+
+@pytest.fixture
+def refusing_front(system: System) -> Iterator[RefusingFront]:
+    """Workflow restarted to call the delivery service through the front, then restored."""
+    stack = system.need_stack()
+    front = RefusingFront(stack.url("delivery"))
+    stack.stop("workflow")
+    stack.extra_env["workflow"] = {**stack.extra_env.get("workflow", {}), "DELIVERY_URL": front.url}
+    try:
+        stack.start("workflow")
+        stack.wait_ready("workflow")
+        yield front
+    finally:
+        stack.stop("workflow")
+        stack.extra_env["workflow"].pop("DELIVERY_URL", None)
+        stack.start("workflow")
+        stack.wait_ready("workflow")
+        front.close()
+
+
+def test_a_delivery_that_cannot_be_recorded_is_failed_with_the_reason_and_its_drone_freed(
+    system: System, refusing_front: RefusingFront
+) -> None:
+    with system.client() as client:
+        body = {**GUIDE_REQUEST, "ownerId": OWNER, "pickupTime": "2099-05-08T20:00:00Z"}
+        r = client.post("/api/deliveryrequests", json=body)
+        assert r.status_code == 202
+        delivery_id = r.json()["deliveryId"]
+
+        def failed() -> dict[str, Any] | None:
+            answer = client.get(f"/api/deliveries/{delivery_id}/status")
+            return answer.json() if answer.status_code == 200 else None
+
+        status = eventually(failed, what="the delivery's status")
+        assert status["stage"] == "Failed"
+        delivery = client.get(f"/api/deliveries/{delivery_id}").json()
+
+    assert status["lastKnownLocation"] == delivery["pickup"]
+    assert delivery["failureReason"] == (
+        "it could not be recorded: delivery answered 400 pickup: cannot be recorded"
+    )
+    assert delivery["owner"]["userId"] == OWNER
+    assert delivery["droneId"] == ""
+
+    # A drone had been booked for it, and is free again.
+    [refused] = refusing_front.refused
+    booked = refused["droneId"]
+    assert booked
+    with system.internal("dronescheduler") as scheduler:
+        assignment = scheduler.get(f"/api/dronedeliveries/{delivery_id}").json()
+        assert (assignment["droneId"], assignment["status"]) == (booked, "Cancelled")
+        fleet = scheduler.get("/api/drones").json()
+    holders = [d["id"] for d in fleet for w in d["schedule"] if w["deliveryId"] == delivery_id]
+    assert holders == []
+
+    # The message keeps its evidence for an operator.
+    [dead] = eventually(lambda: dead_lettered(system, delivery_id), what="the dead letter")
+    assert dead["reason"] == "Rejected"
+    assert dead["description"].startswith("delivery rejected the request: 400")
