@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 
 EARTH_RADIUS_MILES = 3958.8
+# What the drone scheduler and delivery accept (feet): coordinates outside are not a place.
+ALTITUDE_RANGE = (-500.0, 10_000.0)
 _COORDINATES = re.compile(
     r"^\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*(?:,\s*(-?\d+(?:\.\d+)?)\s*)?$"
 )
@@ -31,10 +33,11 @@ def parse_coordinates(text: str) -> dict[str, float] | None:
     m = _COORDINATES.match(text)
     if not m:
         return None
-    lat, lon = float(m.group(1)), float(m.group(2))
-    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+    lat, lon, alt = float(m.group(1)), float(m.group(2)), float(m.group(3) or 0)
+    low, high = ALTITUDE_RANGE
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180 and low <= alt <= high):
         return None
-    return {"altitude": float(m.group(3) or 0), "latitude": lat, "longitude": lon}
+    return {"altitude": alt, "latitude": lat, "longitude": lon}
 
 
 def resolve(text: str, area: ServiceArea) -> dict[str, float]:

@@ -58,7 +58,10 @@ def test_other_text_is_not_coordinates(text: str) -> None:
     assert parse_coordinates(text) is None
 
 
-@pytest.mark.parametrize("text", ["91,0", "-90.5,10", "0,181", "10,-180.01", "1000,1000,5"])
+@pytest.mark.parametrize(
+    "text",
+    ["91,0", "-90.5,10", "0,181", "10,-180.01", "1000,1000,5", "47.6,-122.3,20000", "1,1,-501"],
+)
 def test_out_of_range_coordinates_are_geocoded_as_text_instead(text: str) -> None:
     assert parse_coordinates(text) is None
     point = resolve(text, SEATTLE)
