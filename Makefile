@@ -62,6 +62,11 @@ test-e2e: setup
 test-e2e-servers: setup
 	E2E_FOOTING=servers $(RUN) pytest tests/e2e -q
 
+# 2,000 requests through kills, a broker restart, package errors and a delivery outage, on
+# the local PostgreSQL, Redis and RabbitMQ (about 4 minutes; it restarts the broker).
+test-chaos: setup
+	$(RUN) pytest tests/chaos -q -s
+
 # Laptops without the tools skip these with the reason; CI (CI=true) always runs them.
 test-charts: setup
 	@if [ -n "$$CI" ] || command -v npm >/dev/null; then \
@@ -81,7 +86,7 @@ test-infra: setup test-charts  # its tests render the charts with the helm test-
 	  scripts/check-infra.sh && $(RUN) pytest tests/infra -q; \
 	else echo "test-infra: skipped: needs npm for the workflow linters (scripts/check-infra.sh)"; fi
 
-test: lint test-unit test-contract test-e2e test-e2e-servers test-charts test-compose test-infra
+test: lint test-unit test-contract test-e2e test-e2e-servers test-chaos test-charts test-compose test-infra
 
 LOCUST_USERS_original := OriginalScenario
 LOCUST_USERS_mix := RealisticMix
