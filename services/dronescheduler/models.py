@@ -129,10 +129,15 @@ class Drone:
         """The trip in the slot that drops off soonest: a gap between booked windows where it
         fits with time to fly on to the next one, or after the last."""
         mph = EXPEDITED_MPH if trip.expedited else CRUISE_MPH
+        # No trip is shorter than loading plus the carry: a gap shorter than that cannot hold
+        # it, wherever the drone is, so it is passed over without working out the flights.
+        shortest = LOADING + timedelta(hours=miles_between(trip.pickup, trip.dropoff) / mph)
         best: Window | None = None
         free_at, here = now, self.last_location
         for following in (*self.schedule, None):
-            if following is None or following.departure > free_at:
+            if best is not None and free_at >= best.delivery_eta:
+                break  # every later slot starts after the best one drops off
+            if following is None or following.departure - free_at >= shortest:
                 window = self._trip(trip, free_at, here, mph)
                 fits = following is None or (
                     window.delivery_eta + _flight(window.dropoff, following.departure_location)

@@ -16,7 +16,6 @@ from typing import Any
 from chassis.documents import (
     Collection,
     ConcurrencyConflict,
-    Document,
     DocumentExists,
     DocumentStore,
 )
@@ -39,9 +38,10 @@ CLAIM_STALE_AFTER = timedelta(seconds=30)
 MAX_CONFLICTS = 50
 
 _rng = random.Random()
-# Parsed drones by id, with the ETag they were parsed at: an assignment reads the whole fleet
-# but changes one drone, so the others need not be parsed again (ETags are unique per write).
-_parsed: dict[str, tuple[str, Drone]] = {}
+# Drones by id, with the ETag they were read at. An assignment looks at the whole fleet but
+# changes one drone: the fleet's ETags tell which drones changed (here or in another
+# replica), and only those are read and parsed again. ETags are unique per write.
+_known: dict[str, tuple[str, Drone]] = {}
 
 
 class BookingInProgress(Exception):
@@ -156,20 +156,26 @@ def _claim(body: dict[str, Any], now: datetime) -> dict[str, Any]:
     return {**body, "status": BOOKING, "claimedAt": now.isoformat()}
 
 
-def _drone(doc: Document) -> Drone:
-    cached = _parsed.get(doc.id)
-    if cached is not None and cached[0] == doc.etag:
-        return cached[1]
-    drone = Drone.from_json(doc.body)
-    _parsed[doc.id] = (doc.etag, drone)
-    return drone
+async def _fleet(drones: DocumentStore) -> dict[str, tuple[Drone, str]]:
+    """Every drone with its ETag, read from the store only where it changed."""
+    fleet: dict[str, tuple[Drone, str]] = {}
+    for id, etag in (await drones.versions()).items():
+        known = _known.get(id)
+        if known is None or known[0] != etag:
+            doc = await drones.get(id)
+            if doc is None:
+                continue
+            known = (doc.etag, Drone.from_json(doc.body))
+            _known[id] = known
+        fleet[id] = (known[1], known[0])
+    return fleet
 
 
 async def _reserve(
     *, drones: DocumentStore, trip: TripRequest, now: datetime, recovering: bool
 ) -> tuple[str, Window]:
     for _ in range(MAX_CONFLICTS):
-        fleet = {d.id: (_drone(d), d.etag) for d in await drones.find()}
+        fleet = await _fleet(drones)
         # After a crash the window may already be on a drone: take it, do not book twice.
         for drone, etag in fleet.values() if recovering else ():
             held = drone.window_for(trip.delivery_id)

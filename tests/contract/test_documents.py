@@ -100,6 +100,16 @@ async def test_find_sees_updates_and_deletes(store: DocumentStore) -> None:
     assert await store.find(ownerId="o2") == []
 
 
+async def test_versions_list_every_document_with_its_current_etag(store: DocumentStore) -> None:
+    assert await store.versions() == {}
+    a = await store.create("a", {"w": 1})
+    b = await store.create("b", {"w": 2})
+    assert await store.versions() == {"a": a.etag, "b": b.etag}
+    a2 = await store.replace("a", {"w": 3}, etag=a.etag)
+    await store.delete("b")
+    assert await store.versions() == {"a": a2.etag}
+
+
 async def test_concurrent_read_modify_write_loses_no_update(store: DocumentStore) -> None:
     """Twenty writers increment one counter with optimistic concurrency: all twenty land."""
     await store.create("counter", {"n": 0})

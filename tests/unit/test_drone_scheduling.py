@@ -475,3 +475,54 @@ def test_a_window_inserted_over_another_is_refused() -> None:
     )
     with pytest.raises(DoubleBooking, match="b overlaps a"):
         drone.with_window(window("b", NOW, NOW + timedelta(minutes=15), HOME), NOW)
+
+
+def _plan_every_gap(drone: Drone, trip: TripRequest, now: datetime) -> Window:
+    """The gap search with no shortcuts: every slot tried, the soonest drop-off kept."""
+    mph = EXPEDITED_MPH if trip.expedited else CRUISE_MPH
+    options = []
+    free_at, here = now, drone.last_location
+    for following in (*drone.schedule, None):
+        window = Drone._trip(trip, free_at, here, mph)
+        fits = following is None or (
+            window.departure >= free_at
+            and window.delivery_eta
+            + timedelta(
+                hours=miles_between(window.dropoff, following.departure_location) / CRUISE_MPH
+            )
+            <= following.departure
+        )
+        if fits:
+            options.append(window)
+        if following is not None:
+            free_at, here = max(free_at, following.delivery_eta), following.dropoff
+    return min(options, key=lambda w: w.delivery_eta)
+
+
+def test_the_shortcuts_in_planning_find_the_same_slot_as_trying_every_gap() -> None:
+    # plan() skips gaps too short for any trip and stops once slots start after the best
+    # drop-off; over many random schedules it must choose exactly what a full search does.
+    rng = random.Random(7)
+    for case in range(300):
+        drone = Drone("d", HOME, HOME)
+        for i in range(rng.randint(0, 12)):
+            request = TripRequest(
+                delivery_id=f"b{i}",
+                pickup=north_of(HOME, rng.uniform(0, 8)),
+                dropoff=north_of(HOME, rng.uniform(0, 8)),
+                expedited=rng.random() < 0.3,
+                earliest_pickup=NOW + timedelta(minutes=rng.uniform(0, 600)),
+                requested_at=NOW,
+            )
+            drone = drone.with_window(drone.plan(request, NOW), NOW)
+        trip = TripRequest(
+            delivery_id=f"new{case}",
+            pickup=north_of(HOME, rng.uniform(0, 5)),
+            dropoff=north_of(HOME, rng.uniform(0, 5)),
+            expedited=rng.random() < 0.3,
+            earliest_pickup=rng.choice([None, NOW + timedelta(minutes=rng.uniform(0, 300))]),
+            requested_at=NOW,
+        )
+        chosen = drone.plan(trip, NOW)
+        assert chosen.delivery_eta == _plan_every_gap(drone, trip, NOW).delivery_eta, case
+        drone.with_window(chosen, NOW)  # and it fits: DoubleBooking otherwise

@@ -84,6 +84,11 @@ class DocumentStore(Protocol):
         """Documents whose top-level fields equal the given values (all of them with none)."""
         ...
 
+    async def versions(self) -> dict[str, str]:
+        """Every document's id and ETag, without the bodies: a reader that keeps documents
+        can fetch just the ones that changed."""
+        ...
+
     async def ping(self) -> None:
         """Raise if the server cannot be reached (used by readiness of the store itself)."""
         ...

@@ -258,6 +258,10 @@ class CosmosDocumentStore:
             items = self._container.query_items(query, parameters=parameters)
         return [document_from_item(item) async for item in items]
 
+    async def versions(self) -> dict[str, str]:
+        items = self._container.query_items("SELECT c.id, c._etag FROM c")
+        return {item["id"]: item["_etag"] async for item in items}
+
     async def ping(self) -> None:
         await self._container.read()
 

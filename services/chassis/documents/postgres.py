@@ -172,6 +172,10 @@ class PostgresDocumentStore:
         rows = await self._pool.fetch(sql, *params)
         return [Document(r["id"], r["body"], r["etag"]) for r in rows]
 
+    async def versions(self) -> dict[str, str]:
+        rows = await self._pool.fetch(f"SELECT id, etag FROM {self._table}")
+        return {r["id"]: r["etag"] for r in rows}
+
     async def ping(self) -> None:
         await self._pool.fetchval("SELECT 1")
 

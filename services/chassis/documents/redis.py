@@ -214,6 +214,14 @@ class RedisDocumentStore:
             if body is not None  # deleted since the id was read
         ]
 
+    async def versions(self) -> dict[str, str]:
+        ids = sorted(cast(set[str], await self._redis.smembers(self._ids)))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for id in ids:
+                pipe.hget(self._doc_key(id), "etag")
+            etags: list[str | None] = await pipe.execute()
+        return {id: etag for id, etag in zip(ids, etags, strict=True) if etag is not None}
+
     async def ping(self) -> None:
         await self._redis.ping()
 

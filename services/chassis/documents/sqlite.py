@@ -152,6 +152,10 @@ class SqliteDocumentStore:
             rows = await c.fetchall()
         return [Document(r[0], json.loads(r[1]), r[2]) for r in rows]
 
+    async def versions(self) -> dict[str, str]:
+        async with self._db.execute(f"SELECT id, etag FROM {self._table}") as c:
+            return {r[0]: r[1] for r in await c.fetchall()}
+
     async def ping(self) -> None:
         await self._db.execute("SELECT 1")
 
