@@ -19,14 +19,16 @@ RESULTS ?= results
 
 .DEFAULT_GOAL := help
 .PHONY: help setup run run-servers test lint test-unit test-contract test-e2e test-e2e-servers \
-        test-charts test-compose test-infra compose-up compose-down loadtest bench clean
+        test-chaos test-charts test-compose test-infra compose-up compose-down loadtest bench \
+        bench-compose clean
 
 help:
 	@echo "make run            the whole system on this machine at http://127.0.0.1:$(PORT) (Ctrl-C stops it)"
 	@echo "make run-servers    the same on the local PostgreSQL, Redis and RabbitMQ"
-	@echo "make test           every test: lint, unit, contract, end-to-end, charts, compose"
+	@echo "make test           every test: lint, unit, contract, end-to-end, chaos, charts, compose"
 	@echo "make compose-up     docker compose up --build --wait (needs Docker)"
 	@echo "make loadtest       Locust, headless, against HOST (default the local entry point)"
+	@echo "make bench          figures on both footings (BENCH_REQUESTS=N); bench-compose: per workflow replica count"
 
 # uv itself is pinned and kept in a folder of its own, so a fresh machine needs only Python.
 $(UV):
@@ -103,6 +105,12 @@ loadtest: setup
 # a table, results/bench/bench-<footing>.json and .png.
 bench: setup
 	$(RUN) python -m tests.benchmarks.bench
+
+# End-to-end throughput through NGINX with `docker compose up --scale workflow=N`, N in
+# REPLICAS (BENCH_REQUESTS per run): results/bench/compose-scale.jsonl.
+REPLICAS ?= 1 2
+bench-compose: setup
+	BENCH_WORKFLOW_REPLICAS="$(REPLICAS)" UV=$(CURDIR)/$(UV) scripts/compose-test.sh
 
 compose-up:
 	docker compose up --build --wait

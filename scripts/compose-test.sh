@@ -5,6 +5,8 @@
 # Teardown always runs (trap), and each phase's time is printed at the end.
 # Env: GATEWAY_PORT (8080), COMPOSE_PROJECT (drone-delivery-test), UV (uv),
 # PYTEST_ARGS (-q), KEEP_UP=1 leaves the stack and engine running for a look.
+# BENCH_WORKFLOW_REPLICAS="1 2" measures throughput per workflow replica count instead of
+# testing (make bench-compose; tests/benchmarks/compose_scale.py).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -98,6 +100,16 @@ compose_started=1
 # Leftovers of an interrupted run would carry old data into this one.
 "${COMPOSE[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
 phase up "${COMPOSE[@]}" up --wait --wait-timeout 240 --no-build
+if [ -n "${BENCH_WORKFLOW_REPLICAS:-}" ]; then
+    # make bench-compose: throughput against workflow replicas instead of the tests.
+    for n in $BENCH_WORKFLOW_REPLICAS; do
+        phase "scale-$n" "${COMPOSE[@]}" up --wait --wait-timeout 240 --no-build \
+            --scale workflow="$n"
+        phase "bench-$n" "$UV" run --frozen python -m tests.benchmarks.compose_scale \
+            "http://127.0.0.1:$GATEWAY_PORT" "$n"
+    done
+    exit 0
+fi
 phase datastores check_datastores
 phase e2e e2e
 phase restarts restarts
