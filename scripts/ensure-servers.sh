@@ -32,5 +32,17 @@ if ! up 5672; then
   rabbitmq-server -detached
   wait_up 5672 RabbitMQ
 fi
+# nginx -t checks the generated gateway config (tests/unit/test_nginx_config.py). The binary
+# only: policy-rc.d keeps Debian from starting a daemon on port 80 during the install.
+if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+  guard=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    guard=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' >"$guard" && chmod +x "$guard"
+  fi
+  rc=0; apt_install nginx-light || rc=$?
+  [ -n "$guard" ] && rm -f "$guard"
+  [ "$rc" = 0 ] || exit "$rc"
+fi
 # Trust auth for local TCP is what the tests assume (it is how this machine kind is set up).
-echo "ensure-servers: PostgreSQL, Redis and RabbitMQ are up"
+echo "ensure-servers: PostgreSQL, Redis and RabbitMQ are up; nginx is installed"
