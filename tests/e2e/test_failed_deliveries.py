@@ -13,13 +13,14 @@ import json
 import re
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.e2e.conftest import GUIDE_REQUEST, System, dead_lettered, eventually
+from tests.loopback import LoopbackServer
 
 OWNER = "owner-unrecordable"
 REFUSAL = {
@@ -75,14 +76,11 @@ class RefusingFront:
                 pass
 
         self._upstream = upstream
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        self._server = LoopbackServer(Handler)
+        self.url = self._server.url
 
     def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._server.close()
         self._upstream.close()
 
 

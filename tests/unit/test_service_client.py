@@ -9,11 +9,12 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from chassis.http import DownstreamUnavailable, Resilience, ServiceClient
+from tests.loopback import LoopbackServer
 
 Answer = tuple[int, dict[str, str]]
 
@@ -55,24 +56,18 @@ class ScriptedServer:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self._server = LoopbackServer(Handler)
+        self.url = self._server.url
 
     def script(self, path: str, *answers: int | Answer) -> str:
         self.scripts[path] = [a if isinstance(a, tuple) else (a, {}) for a in answers]
         return path
 
     def __enter__(self) -> ScriptedServer:
-        self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._server.close()
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,8 @@ import contextvars
 import io
 import json
 import logging
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -26,6 +25,7 @@ from chassis.logs import JsonFormatter, bind_log_fields
 from chassis.metrics import DOWNSTREAM_RETRIES
 from chassis.queue import OutgoingMessage, QueueOptions, connect_message_queue
 from chassis.telemetry import MessagingTarget, choose_exporter
+from tests.loopback import LoopbackServer
 
 TARGET = MessagingTarget("sqlite", "deliveryrequests")
 
@@ -246,14 +246,11 @@ class _FlakyServer:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        self._server = LoopbackServer(Handler)
+        self.url = self._server.url
 
     def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._server.close()
 
 
 async def test_every_attempt_of_a_call_is_a_client_span_that_carries_the_context(

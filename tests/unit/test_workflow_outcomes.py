@@ -7,17 +7,17 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 
 from chassis.http import DownstreamUnavailable, ServiceClient
 from chassis.queue import ReceivedMessage
+from tests.loopback import LoopbackServer
 from workflow.locations import ServiceArea, resolve
 from workflow.service import (
     Complete,
@@ -220,12 +220,8 @@ class Downstream:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
+        self._server = LoopbackServer(Handler)
+        self.url = self._server.url
 
     def reset(self) -> None:
         self.sent.clear()
@@ -245,8 +241,7 @@ class Downstream:
         return body
 
     def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._server.close()
 
 
 @pytest.fixture(scope="module")
