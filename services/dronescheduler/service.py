@@ -171,6 +171,13 @@ async def _fleet(drones: DocumentStore) -> dict[str, tuple[Drone, str]]:
     return fleet
 
 
+async def _save(drones: DocumentStore, drone: Drone, *, etag: str) -> None:
+    """Write the drone if unchanged since read, and keep it as known: the next assignment
+    need not read back what this one wrote."""
+    written = await drones.replace(drone.id, drone.to_json(), etag=etag)
+    _known[drone.id] = (written.etag, drone)
+
+
 async def _reserve(
     *, drones: DocumentStore, trip: TripRequest, now: datetime, recovering: bool
 ) -> tuple[str, Window]:
@@ -186,16 +193,12 @@ async def _reserve(
             # A window from an older request: drop it, then plan afresh (a conflict means
             # someone else changed the drone; the next round sees it).
             with contextlib.suppress(ConcurrencyConflict):
-                await drones.replace(
-                    drone.id, drone.without(trip.delivery_id, now).to_json(), etag=etag
-                )
+                await _save(drones, drone.without(trip.delivery_id, now), etag=etag)
             break
         else:
             drone, window = best_drone([d for d, _ in fleet.values()], trip, now, _rng)
             try:
-                await drones.replace(
-                    drone.id, drone.with_window(window, now).to_json(), etag=fleet[drone.id][1]
-                )
+                await _save(drones, drone.with_window(window, now), etag=fleet[drone.id][1])
                 return drone.id, window
             except ConcurrencyConflict:
                 continue  # someone booked this drone meanwhile: look again
@@ -213,7 +216,7 @@ async def _remove_window(
         if current.window_for(delivery_id) is None:
             return
         try:
-            await drones.replace(drone, current.without(delivery_id, now).to_json(), etag=doc.etag)
+            await _save(drones, current.without(delivery_id, now), etag=doc.etag)
             return
         except ConcurrencyConflict:
             continue
