@@ -11,12 +11,15 @@ place), so that one slow or failing service cannot take all of the caller's capa
 from __future__ import annotations
 
 import asyncio
+import json as jsonlib
 import logging
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
 from purgatory import AsyncCircuitBreakerFactory
 from purgatory.domain.model import OpenedState
 from tenacity import (
@@ -33,6 +36,29 @@ from chassis.metrics import DOWNSTREAM_RETRIES, BreakerState, set_breaker_state
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+# Shorter than the services' own keep-alive (30 s), so the client, not the server, closes an
+# idle connection: a request never goes out on one the server is closing.
+KEEPALIVE_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A downstream service's answer, read whole (calls between services are small)."""
+
+    status_code: int
+    content: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=lambda: CIMultiDictProxy(CIMultiDict()))
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        return jsonlib.loads(self.content)
+
+
+# What a call can fail with on the way: no connection, a connection dropped, no answer in time.
+TransportError = (aiohttp.ClientError, TimeoutError)
 
 
 class DownstreamUnavailable(Exception):
@@ -46,7 +72,7 @@ class DownstreamUnavailable(Exception):
 class DownstreamRejected(Exception):
     """The service refused the request (4xx): retrying the same request will not help."""
 
-    def __init__(self, service: str, response: httpx.Response) -> None:
+    def __init__(self, service: str, response: Reply) -> None:
         super().__init__(
             f"{service} rejected the request: {response.status_code} {response.text[:300]}"
         )
@@ -56,16 +82,16 @@ class DownstreamRejected(Exception):
 
 
 class _RetryableStatus(Exception):
-    def __init__(self, response: httpx.Response) -> None:
+    def __init__(self, response: Reply) -> None:
         super().__init__(f"HTTP {response.status_code}")
         self.response = response
 
 
 def _transient(exc: BaseException) -> bool:
-    return isinstance(exc, (httpx.TransportError, _RetryableStatus))
+    return isinstance(exc, (*TransportError, _RetryableStatus))
 
 
-def _retry_after(response: httpx.Response, cap: float) -> float | None:
+def _retry_after(response: Reply, cap: float) -> float | None:
     value = response.headers.get("Retry-After", "")
     try:
         seconds = float(value)
@@ -109,7 +135,12 @@ _BREAKER_STATES = {
 
 
 class ServiceClient:
-    """An HTTP client for one downstream service, with its pool and its protections."""
+    """An HTTP client for one downstream service, with its pool and its protections.
+
+    On aiohttp: the workflow makes several calls per delivery, and httpx took about ten
+    times the CPU per call (measured: 4.8 ms against 0.35 ms per request to a trivial
+    server), which made the workflow the system's bottleneck.
+    """
 
     def __init__(
         self,
@@ -130,20 +161,24 @@ class ServiceClient:
             default_ttl=self.resilience.breaker_recovery_seconds,
         )
         self._breakers.add_listener(self._breaker_changed)
-        self._client = httpx.AsyncClient(
-            base_url=base_url,
-            timeout=httpx.Timeout(timeout_seconds),
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-        )
-        telemetry.instrument_client(self._client, service)  # a CLIENT span per attempt
+        self._base_url = base_url.rstrip("/")
+        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None  # made in the loop that uses it
         self._attempts = attempts
         self._wait = _Wait(max_wait_seconds)
         set_breaker_state(service, BreakerState.CLOSED)
         DOWNSTREAM_RETRIES.labels(service)  # a series at 0 from the start, so rate() sees it
 
-    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Reply:
         """The response, unless it failed transiently on every attempt: then
         DownstreamUnavailable. Non-retryable statuses (4xx) are returned for the caller to
         judge."""
@@ -156,11 +191,19 @@ class ServiceClient:
                 self.service, "bulkhead full: too many calls in flight"
             ) from e
         try:
-            return await self._with_retries(method, path, **kwargs)
+            return await self._with_retries(method, path, json, params, headers)
         finally:
             self._bulkhead.release()
 
-    async def _with_retries(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def _with_retries(
+        self,
+        method: str,
+        path: str,
+        json: Any,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+    ) -> Reply:
+        body = None if json is None else jsonlib.dumps(json).encode()
         breaker = await self._breakers.get_breaker(self.service)
         try:
             async for attempt in AsyncRetrying(
@@ -172,16 +215,48 @@ class ServiceClient:
             ):
                 with attempt:
                     async with breaker:  # an open breaker raises OpenedState: no retry
-                        response = await self._client.request(method, path, **kwargs)
+                        response = await self._attempt(method, path, body, params, headers)
                         if response.status_code in RETRYABLE_STATUS:
                             raise _RetryableStatus(response)
         except OpenedState as e:
             raise DownstreamUnavailable(self.service, "circuit open") from e
         except _RetryableStatus as e:
             raise DownstreamUnavailable(self.service, f"HTTP {e.response.status_code}") from e
-        except httpx.TransportError as e:
+        except TransportError as e:
             raise DownstreamUnavailable(self.service, f"{type(e).__name__}: {e}") from e
         return response
+
+    async def _attempt(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+    ) -> Reply:
+        """One try, as a CLIENT span that carries the trace context to the service."""
+        url = self._base_url + path
+        sent = dict(headers or {})
+        if body is not None:
+            sent["Content-Type"] = "application/json"
+        with telemetry.client_span(self.service, method, url, sent) as span:
+            async with self._client().request(
+                method, url, data=body, params=params, headers=sent, allow_redirects=False
+            ) as r:
+                reply = Reply(r.status, await r.read(), r.headers)
+            telemetry.client_span_status(span, reply.status_code)
+        return reply
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout,
+                connector=aiohttp.TCPConnector(
+                    limit=self._max_connections, keepalive_timeout=KEEPALIVE_SECONDS
+                ),
+                skip_auto_headers=("User-Agent",),
+            )
+        return self._session
 
     def _breaker_changed(self, name: str, event_type: str, event: Any) -> None:
         if event_type == "state_changed":
@@ -203,4 +278,6 @@ class ServiceClient:
         )
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

@@ -11,15 +11,17 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
+import aiohttp
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as StarletteRoute
 from starlette.types import Scope
+from yarl import URL
 
 from chassis import telemetry
 from chassis.health import Health, Phase
+from chassis.http import KEEPALIVE_SECONDS
 from chassis.metrics import UNMATCHED, HttpMetrics, metrics_endpoint
 from chassis.problems import problem
 from gateway.config import Settings
@@ -67,25 +69,32 @@ def route_label(scope: Scope) -> str:
 
 
 def create_gateway(settings: Settings) -> Starlette:
-    upstreams = {"ingestion": settings.ingestion_url, "delivery": settings.delivery_url}
-    clients: dict[str, httpx.AsyncClient] = {}
+    upstreams = {
+        "ingestion": settings.ingestion_url.rstrip("/"),
+        "delivery": settings.delivery_url.rstrip("/"),
+    }
+    clients: dict[str, aiohttp.ClientSession] = {}
     health = Health()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        limits = httpx.Limits(
-            max_connections=settings.upstream_connections,
-            max_keepalive_connections=settings.upstream_connections,
-        )
-        for name, url in upstreams.items():
-            clients[name] = httpx.AsyncClient(
-                base_url=url, timeout=settings.upstream_timeout_seconds, limits=limits
+        # aiohttp, not httpx: a tenth of the CPU per proxied request (see chassis/http.py).
+        for name in upstreams:
+            clients[name] = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=settings.upstream_timeout_seconds),
+                connector=aiohttp.TCPConnector(
+                    limit=settings.upstream_connections, keepalive_timeout=KEEPALIVE_SECONDS
+                ),
+                # A proxy passes the client's headers and bodies as they are: no headers
+                # of its own (an Accept-Encoding the client never sent would get it a
+                # compressed body), no decompressing, no following redirects.
+                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+                auto_decompress=False,
             )
-            telemetry.instrument_client(clients[name], name)
         health.ready()
         yield
         for client in clients.values():
-            await client.aclose()
+            await client.close()
 
     async def forward(request: Request) -> Response:
         path = request.url.path
@@ -114,35 +123,45 @@ def create_gateway(settings: Settings) -> Starlette:
         )
         headers["x-forwarded-host"] = next((v for k, v in request.headers.raw if k == b"host"), b"")
         headers["x-forwarded-proto"] = request.url.scheme.encode()
+        # The path as the client encoded it (the scope's `path` is decoded), and its query.
+        raw_path = request.scope.get("raw_path") or path.encode()
+        target = strip_version(raw_path.decode("latin-1"))
+        query = request.scope.get("query_string", b"").decode("latin-1")
+        url = URL(upstreams[route.service] + target + (f"?{query}" if query else ""), encoded=True)
+        sent = {k: v.decode("latin-1") for k, v in headers.items()}
         try:
-            upstream = await clients[route.service].request(
-                request.method,
-                strip_version(path),
-                params=request.url.query,
-                content=await request.body(),
-                headers=[(k.encode("latin-1"), v) for k, v in headers.items()],
-            )
-        except httpx.TimeoutException:
+            with telemetry.client_span(route.service, request.method, str(url), sent) as span:
+                async with clients[route.service].request(
+                    request.method,
+                    url,
+                    data=await request.body() or None,
+                    headers=sent,
+                    allow_redirects=False,
+                ) as upstream:
+                    content = await upstream.read()
+                telemetry.client_span_status(span, upstream.status)
+        except TimeoutError:
             return problem(504, "Gateway Timeout", f"{route.service} did not answer in time")
-        except httpx.TransportError:
+        except aiohttp.ClientError:
             return problem(502, "Bad Gateway", f"{route.service} is unreachable")
-        out = {k: v for k, v in upstream.headers.items() if k.lower() not in UPSTREAM_ONLY}
+        out = {k.lower(): v for k, v in upstream.headers.items() if k.lower() not in UPSTREAM_ONLY}
         location = out.get("location")
         if location and path.startswith(VERSION_PREFIX + "/") and location.startswith("/api/"):
             out["location"] = VERSION_PREFIX + location  # keep the client on its version
         out["x-request-id"] = request_id.decode("latin-1")
-        return Response(upstream.content, status_code=upstream.status_code, headers=out)
+        return Response(content, status_code=upstream.status, headers=out)
 
     async def openapi(request: Request) -> Response:
         """The public API document, gathered from the services behind the entry point."""
         documents = {}
         for name, client in clients.items():
             try:
-                r = await client.get("/openapi.json")
-                r.raise_for_status()
-            except httpx.HTTPError:
+                async with client.get(
+                    upstreams[name] + "/openapi.json", raise_for_status=True
+                ) as r:
+                    documents[name] = await r.json()
+            except (aiohttp.ClientError, TimeoutError, ValueError):
                 return problem(503, "Service Unavailable", f"{name} did not give its API document")
-            documents[name] = r.json()
         return JSONResponse(public_openapi(documents))
 
     async def healthz(request: Request) -> Response:

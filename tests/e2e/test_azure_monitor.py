@@ -41,6 +41,11 @@ def monitored(
             ),
             "OTEL_EXPORTER_OTLP_ENDPOINT": "",
             "OTEL_BSP_SCHEDULE_DELAY": "200",
+            # Every span: the distro's default samples at most 5 spans/s, and when its rate
+            # falls below 100% it decides a child span of a kept trace on its own (dropping,
+            # e.g., workflow's third call when the calls come quickly).
+            "OTEL_TRACES_SAMPLER": "microsoft.fixed_percentage",
+            "OTEL_TRACES_SAMPLER_ARG": "1.0",
             # Nothing may leave loopback: no offline files, no Live Metrics, and none of the
             # SDK's own calls home (statsbeat, its settings service, the Azure VM metadata).
             "AZURE_MONITOR_OFFLINE_STORAGE": "false",

@@ -257,7 +257,7 @@ async def test_a_closed_port_is_unavailable() -> None:
     client = client_for(f"http://127.0.0.1:{closed_port()}", attempts=3)
     started = time.monotonic()
     try:
-        with pytest.raises(DownstreamUnavailable, match="ConnectError") as caught:
+        with pytest.raises(DownstreamUnavailable, match="ConnectorError") as caught:
             await client.request("GET", "/anything")
     finally:
         await client.aclose()
