@@ -43,7 +43,7 @@ class Health:
         return [name for name, check in self._liveness if not check()]
 
 
-def get_health(request: Request) -> Health:
+async def get_health(request: Request) -> Health:  # async: no thread hop (chassis/stores.py)
     health: Health = request.app.state.health
     return health
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -30,8 +30,12 @@ def open_collections(
     return resources
 
 
-def collection_dependency(collection: Collection) -> Callable[[Request], DocumentStore]:
-    def get_store(request: Request) -> DocumentStore:
+def collection_dependency(
+    collection: Collection,
+) -> Callable[[Request], Awaitable[DocumentStore]]:
+    # async, though it awaits nothing: FastAPI runs a plain `def` dependency in its thread
+    # pool, a thread hop on every request.
+    async def get_store(request: Request) -> DocumentStore:
         store: DocumentStore = request.app.state.stores[collection.name]
         return store
 

@@ -11,7 +11,7 @@ from chassis.telemetry import MessagingTarget
 from ingestion.service import DELIVERY_REQUESTS
 
 
-def get_queue(request: Request) -> MessageQueue:
+async def get_queue(request: Request) -> MessageQueue:
     queue: MessageQueue = request.app.state.queue
     return queue
 
@@ -19,7 +19,7 @@ def get_queue(request: Request) -> MessageQueue:
 QueueDep = Annotated[MessageQueue, Depends(get_queue)]
 
 
-def get_queue_target(request: Request) -> MessagingTarget:
+async def get_queue_target(request: Request) -> MessagingTarget:
     target: MessagingTarget = request.app.state.queue_target
     return target
 
