@@ -10,11 +10,13 @@ drone repositions across it, which is not planned as a trip.)
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 import random
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 CRUISE_MPH = 40.0
@@ -24,6 +26,7 @@ EARTH_RADIUS_MILES = 3958.8
 # Drones whose drop-off would be this close to the best are equally good: choosing among
 # them at random keeps concurrent assignments from all fighting over one drone.
 EQUALLY_GOOD = timedelta(seconds=60)
+_NEVER = datetime.max.replace(tzinfo=UTC)
 
 
 class DoubleBooking(Exception):
@@ -64,6 +67,10 @@ class TripRequest:
     earliest_pickup: datetime | None
     requested_at: datetime
 
+    @cached_property
+    def carry_miles(self) -> float:
+        return miles_between(self.pickup, self.dropoff)
+
 
 @dataclass(frozen=True)
 class Window:
@@ -83,6 +90,12 @@ class Window:
         return (self.delivery_eta - self.departure).total_seconds() / 3600
 
     def to_json(self) -> dict[str, Any]:
+        return self._json
+
+    @cached_property
+    def _json(self) -> dict[str, Any]:
+        # A window never changes once planned, and the drone it is on is written with every
+        # booking on that drone: encode it once.
         return {
             "deliveryId": self.delivery_id,
             "requestedAt": self.requested_at.isoformat(),
@@ -128,32 +141,77 @@ class Drone:
     def plan(self, trip: TripRequest, now: datetime) -> Window:
         """The trip in the slot that drops off soonest: a gap between booked windows where it
         fits with time to fly on to the next one, or after the last."""
-        mph = EXPEDITED_MPH if trip.expedited else CRUISE_MPH
-        # No trip is shorter than loading plus the carry: a gap shorter than that cannot hold
-        # it, wherever the drone is, so it is passed over without working out the flights.
-        shortest = LOADING + timedelta(hours=miles_between(trip.pickup, trip.dropoff) / mph)
-        best: Window | None = None
-        free_at, here = now, self.last_location
-        for following in (*self.schedule, None):
-            if best is not None and free_at >= best.delivery_eta:
-                break  # every later slot starts after the best one drops off
-            if following is None or following.departure - free_at >= shortest:
-                window = self._trip(trip, free_at, here, mph)
-                fits = following is None or (
-                    window.delivery_eta + _flight(window.dropoff, following.departure_location)
-                    <= following.departure
-                )
-                if fits and (best is None or window.delivery_eta < best.delivery_eta):
-                    best = window
-            if following is not None:
-                free_at, here = max(free_at, following.delivery_eta), following.dropoff
+        best = self.plan_within(trip, now, None)
         assert best is not None  # the slot after the last window always fits
         return best
 
+    def plan_within(
+        self, trip: TripRequest, now: datetime, deadline: datetime | None
+    ) -> Window | None:
+        """As `plan`, but None when this drone cannot drop off by `deadline`: no need to
+        work out a drone's slots once it is clear they all come too late."""
+        mph = EXPEDITED_MPH if trip.expedited else CRUISE_MPH
+        carrying = trip.carry_miles
+        # No trip is shorter than loading plus the carry, and none picks up before the slot
+        # starts or before its pickup time: so no slot drops off sooner than that, wherever
+        # the drone is. Known before working out any flight, it passes over the gaps that
+        # cannot hold the trip and stops at the slots that cannot beat the best.
+        shortest = LOADING + timedelta(hours=carrying / mph)
+        best: Window | None = None
+        # Slots ending before the trip could even start would all be passed over: skip them.
+        first = now if trip.earliest_pickup is None else max(now, trip.earliest_pickup)
+        slots = self._slots
+        for free_after, here, following in itertools.islice(
+            slots, bisect.bisect_left(self._slot_ends, first + shortest), None
+        ):
+            free_at = now if free_after is None else max(now, free_after)
+            start = free_at if trip.earliest_pickup is None else max(free_at, trip.earliest_pickup)
+            soonest = start + shortest
+            if best is not None and soonest >= best.delivery_eta:
+                break  # every later slot drops off after the best one
+            if deadline is not None and soonest > deadline:
+                break
+            if following is not None and following.departure < soonest:
+                continue
+            window = self._trip(trip, carrying, free_at, here, mph)
+            fits = following is None or (
+                window.delivery_eta + _flight(window.dropoff, following.departure_location)
+                <= following.departure
+            )
+            if fits and (best is None or window.delivery_eta < best.delivery_eta):
+                best = window
+        if best is not None and deadline is not None and best.delivery_eta > deadline:
+            return None
+        return best
+
+    @cached_property
+    def _slots(self) -> list[tuple[datetime | None, Location, Window | None]]:
+        """Where a trip could go: (free after, from where, the window it must end before),
+        in time order, the last one open-ended. Gaps shorter than loading can hold no trip
+        and are left out, so planning looks at the gaps, not at every booked window. (The
+        first slot starts whenever planning happens: free after None.)"""
+        slots: list[tuple[datetime | None, Location, Window | None]] = []
+        free_after: datetime | None = None
+        here = self.last_location
+        for following in self.schedule:
+            if free_after is None or following.departure - free_after >= LOADING:
+                slots.append((free_after, here, following))
+            free_after, here = following.delivery_eta, following.dropoff
+        slots.append((free_after, here, None))
+        return slots
+
+    @cached_property
+    def _slot_ends(self) -> list[datetime]:
+        """When each slot must be over by (the next window's departure), for bisecting."""
+        return [
+            _NEVER if following is None else following.departure for *_, following in self._slots
+        ]
+
     @staticmethod
-    def _trip(trip: TripRequest, free_at: datetime, here: Location, mph: float) -> Window:
+    def _trip(
+        trip: TripRequest, carrying: float, free_at: datetime, here: Location, mph: float
+    ) -> Window:
         to_pickup = miles_between(here, trip.pickup)
-        carrying = miles_between(trip.pickup, trip.dropoff)
         departure = free_at
         if trip.earliest_pickup is not None:
             # Leave late enough not to wait at the pickup; never before the drone is free.
@@ -220,11 +278,23 @@ def best_drone(
     fleet: list[Drone], trip: TripRequest, now: datetime, rng: random.Random
 ) -> tuple[Drone, Window]:
     """The drone that would drop off soonest (one of the equally good, at random)."""
-    options = sorted(
-        ((d, d.plan(trip, now)) for d in fleet), key=lambda o: (o[1].delivery_eta, o[0].id)
+    # Drones free soonest first: the best drop-off found early rules the others out sooner
+    # (a drone that cannot come within EQUALLY_GOOD of it is not planned to the end).
+    options: list[tuple[Drone, Window]] = []
+    best_eta: datetime | None = None
+    for drone in sorted(fleet, key=lambda d: d.free_from(now)[0]):
+        deadline = None if best_eta is None else best_eta + EQUALLY_GOOD
+        window = drone.plan_within(trip, now, deadline)
+        if window is None:
+            continue
+        options.append((drone, window))
+        if best_eta is None or window.delivery_eta < best_eta:
+            best_eta = window.delivery_eta
+    assert best_eta is not None  # the first drone planned has no deadline
+    good = sorted(
+        (o for o in options if o[1].delivery_eta - best_eta <= EQUALLY_GOOD),
+        key=lambda o: (o[1].delivery_eta, o[0].id),
     )
-    best_eta = options[0][1].delivery_eta
-    good = [o for o in options if o[1].delivery_eta - best_eta <= EQUALLY_GOOD]
     return rng.choice(good)
 
 

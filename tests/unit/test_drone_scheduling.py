@@ -483,7 +483,7 @@ def _plan_every_gap(drone: Drone, trip: TripRequest, now: datetime) -> Window:
     options = []
     free_at, here = now, drone.last_location
     for following in (*drone.schedule, None):
-        window = Drone._trip(trip, free_at, here, mph)
+        window = Drone._trip(trip, miles_between(trip.pickup, trip.dropoff), free_at, here, mph)
         fits = following is None or (
             window.departure >= free_at
             and window.delivery_eta
@@ -499,22 +499,29 @@ def _plan_every_gap(drone: Drone, trip: TripRequest, now: datetime) -> Window:
     return min(options, key=lambda w: w.delivery_eta)
 
 
+def _booked_at_random(
+    drone: Drone, rng: random.Random, *, bookings: int, within_minutes: float
+) -> Drone:
+    """The drone with up to `bookings` trips planned on it, picked up within the minutes."""
+    for i in range(rng.randint(0, bookings)):
+        request = TripRequest(
+            delivery_id=f"{drone.id}b{i}",
+            pickup=north_of(HOME, rng.uniform(0, 8)),
+            dropoff=north_of(HOME, rng.uniform(0, 8)),
+            expedited=rng.random() < 0.3,
+            earliest_pickup=NOW + timedelta(minutes=rng.uniform(0, within_minutes)),
+            requested_at=NOW,
+        )
+        drone = drone.with_window(drone.plan(request, NOW), NOW)
+    return drone
+
+
 def test_the_shortcuts_in_planning_find_the_same_slot_as_trying_every_gap() -> None:
     # plan() skips gaps too short for any trip and stops once slots start after the best
     # drop-off; over many random schedules it must choose exactly what a full search does.
     rng = random.Random(7)
     for case in range(300):
-        drone = Drone("d", HOME, HOME)
-        for i in range(rng.randint(0, 12)):
-            request = TripRequest(
-                delivery_id=f"b{i}",
-                pickup=north_of(HOME, rng.uniform(0, 8)),
-                dropoff=north_of(HOME, rng.uniform(0, 8)),
-                expedited=rng.random() < 0.3,
-                earliest_pickup=NOW + timedelta(minutes=rng.uniform(0, 600)),
-                requested_at=NOW,
-            )
-            drone = drone.with_window(drone.plan(request, NOW), NOW)
+        drone = _booked_at_random(Drone("d", HOME, HOME), rng, bookings=12, within_minutes=600)
         trip = TripRequest(
             delivery_id=f"new{case}",
             pickup=north_of(HOME, rng.uniform(0, 5)),
@@ -526,3 +533,29 @@ def test_the_shortcuts_in_planning_find_the_same_slot_as_trying_every_gap() -> N
         chosen = drone.plan(trip, NOW)
         assert chosen.delivery_eta == _plan_every_gap(drone, trip, NOW).delivery_eta, case
         drone.with_window(chosen, NOW)  # and it fits: DoubleBooking otherwise
+        # Planned again later, on the same drone (its slots are kept), with some of its
+        # windows finished by then.
+        later = NOW + timedelta(minutes=rng.uniform(0, 400))
+        again = drone.plan(trip, later)
+        assert again.delivery_eta == _plan_every_gap(drone, trip, later).delivery_eta, case
+
+
+def test_choosing_a_drone_with_cut_offs_gives_what_planning_every_drone_gives() -> None:
+    # best_drone stops planning a drone once it cannot come within EQUALLY_GOOD of the best
+    # so far; the drones it chooses among must be exactly those a full comparison finds.
+    rng = random.Random(11)
+    for case in range(100):
+        fleet = []
+        for d in range(rng.randint(1, 8)):
+            home = north_of(HOME, rng.uniform(0, 3))
+            drone = Drone(f"d{d}", home, home)
+            fleet.append(_booked_at_random(drone, rng, bookings=10, within_minutes=300))
+        t = trip(north_of(HOME, rng.uniform(0, 4)), north_of(HOME, rng.uniform(0, 4)))
+        plans = sorted(
+            ((d, d.plan(t, NOW)) for d in fleet), key=lambda o: (o[1].delivery_eta, o[0].id)
+        )
+        best = plans[0][1].delivery_eta
+        good = [(d.id, w.delivery_eta) for d, w in plans if w.delivery_eta - best <= EQUALLY_GOOD]
+        for seed in range(3):
+            drone, window = best_drone(fleet, t, NOW, random.Random(seed))
+            assert (drone.id, window.delivery_eta) == random.Random(seed).choice(good), case
