@@ -57,7 +57,7 @@ TARGETS = {
     "accept_ratio": (">=", 0.6, "accept rate / baseline"),
     "e2e_per_s": (">=", 370.0, "end-to-end deliveries/s"),
     "p99_accept_half_ms": ("<=", 50.0, "p99 accept latency at 50% rate (ms)"),
-    "readiness_max_s": ("<=", 3.0, "readiness, slowest service (s)"),
+    "readiness_max_s": ("<=", 3.0, "readiness alone, slowest service (s)"),
     "idle_rss_max_mb": ("<=", 100.0, "idle RSS, largest service (MB)"),
 }
 
@@ -123,13 +123,33 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+# The servers' processes, by name: their CPU is the datastores' share of a delivery.
+DATASTORE_PROCESSES = {"postgres": "postgres", "redis-server": "redis", "beam.smp": "rabbitmq"}
+
+
+def _datastores_cpu_s() -> dict[str, float]:
+    used: dict[str, float] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            name = DATASTORE_PROCESSES.get((proc / "comm").read_text().strip())
+            if name:
+                used[name] = used.get(name, 0.0) + _cpu_s(int(proc.name))
+    return used
+
+
 def cpu_s(stack: Stack) -> dict[str, float]:
-    """CPU seconds used so far by each service (with any children) and by this client."""
+    """CPU seconds used so far by each service (with any children), by this client, and by
+    the datastore servers on this machine (a connection's backend that ended meanwhile is
+    not counted: the pools keep theirs)."""
     used = {
         service: sum(_cpu_s(p) for p in (process.pid, *_descendants(process.pid)))
         for service, process in stack.processes.items()
     }
     used["client"] = time.process_time()
+    if stack.footing.name != "embedded":
+        used.update(_datastores_cpu_s())
     return used
 
 
@@ -202,7 +222,7 @@ class Run:
             name: round((self.cpu_after[name] - self.cpu_before.get(name, 0.0)) * 1000 / done, 2)
             for name in self.cpu_after
         }
-        per["system"] = round(sum(v for k, v in per.items() if k != "client"), 2)
+        per["services"] = round(sum(v for k, v in per.items() if k in SERVICES), 2)
         return per
 
     def summary(self) -> dict[str, Any]:
@@ -430,17 +450,22 @@ def bench_footing(footing: Footing, log_dir: Path) -> dict[str, Any]:
     stack = Stack(footing, gateway_port=base, base_port=base, log_dir=log_dir)
     for service in SERVICES:  # access logs off: the benchmark measures the work
         stack.extra_env.setdefault(service, {}).setdefault("LOG_LEVEL", "warning")
-    readiness = stack.up(within=90)
-    # stack.up() starts all together, then waits on each in turn: a service's figure counts
-    # from when the one before it was ready, so the running sum bounds its time from start.
-    since_start = dict(zip(readiness, itertools.accumulate(readiness.values()), strict=True))
+    # Each service started on its own, as a pod is on its own share of CPU; then all six at
+    # once on the same two cores, as after `make run` (the harder case, reported too).
+    alone = {}
+    for service in SERVICES:
+        stack.start(service)
+        alone[service] = round(stack.wait_ready(service, within=60), 2)
+        stack.stop(service, grace=20)
+    together = {s: round(t, 2) for s, t in stack.up_together(within=90).items()}
     out: dict[str, Any] = {
         "footing": footing.name,
-        "readiness_s": readiness,
-        "readiness_from_start_at_most_s": {s: round(t, 2) for s, t in since_start.items()},
+        "readiness_s": alone,
+        "readiness_all_at_once_s": together,
     }
     try:
-        print(f"  ready: {', '.join(f'{s} {t:.2f}s' for s, t in readiness.items())}")
+        print(f"  ready alone: {', '.join(f'{s} {t:.2f}s' for s, t in alone.items())}")
+        print(f"  ready, all at once: {', '.join(f'{s} {t:.2f}s' for s, t in together.items())}")
         time.sleep(1.0)
         out["idle_rss_mb"] = rss_mb(stack)
         out["baseline_per_s"] = round(asyncio.run(baseline(stack, max(N_REQUESTS, 2000))), 1)
@@ -560,13 +585,10 @@ def verdicts(result: dict[str, Any]) -> dict[str, Any]:
 def print_table(result: dict[str, Any]) -> None:
     m, h = result["main"], result["half_rate"]
     print(f"\n=== footing: {result['footing']}  (N={m['requests']}, {WORKERS} workers) ===")
-    print(
-        f"{'service':<16}{'ready s':>9}{'<= from start':>15}{'idle RSS MB':>13}{'load RSS MB':>13}"
-    )
+    print(f"{'service':<16}{'ready s':>9}{'all at once':>13}{'idle RSS MB':>13}{'load RSS MB':>13}")
     for s in SERVICES:
         print(
-            f"{s:<16}{result['readiness_s'][s]:>9.2f}"
-            f"{result['readiness_from_start_at_most_s'][s]:>15.2f}"
+            f"{s:<16}{result['readiness_s'][s]:>9.2f}{result['readiness_all_at_once_s'][s]:>13.2f}"
             f"{result['idle_rss_mb'][s]:>13.1f}{result['load_rss_mb'][s]:>13.1f}"
         )
     rows = [
