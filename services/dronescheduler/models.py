@@ -89,13 +89,47 @@ class Window:
     def hours(self) -> float:
         return (self.delivery_eta - self.departure).total_seconds() / 3600
 
-    def to_json(self) -> dict[str, Any]:
-        return self._json
+    def to_row(self) -> list[Any]:
+        """The window as the drone document keeps it: a row, not an object. The drone is
+        written with its whole schedule at every booking on it, so the size of a window is
+        paid on every write (JSON encoding, and the database parsing and compressing it):
+        a row of numbers is about half the size. Times in whole microseconds, exactly."""
+        return self._row
 
     @cached_property
-    def _json(self) -> dict[str, Any]:
-        # A window never changes once planned, and the drone it is on is written with every
-        # booking on that drone: encode it once.
+    def _row(self) -> list[Any]:  # a window never changes once planned: encoded once
+        dep, drop = self.departure_location, self.dropoff
+        return [
+            self.delivery_id,
+            _micros(self.requested_at),
+            _micros(self.departure),
+            dep.latitude,
+            dep.longitude,
+            dep.altitude,
+            _micros(self.pickup_eta),
+            _micros(self.delivery_eta),
+            drop.latitude,
+            drop.longitude,
+            drop.altitude,
+            self.miles,
+        ]
+
+    @classmethod
+    def from_row(cls, row: list[Any]) -> Window:
+        (id, requested, departure, *dep, pickup, delivered, lat, lon, alt, miles) = row
+        return cls(
+            delivery_id=id,
+            requested_at=_from_micros(requested),
+            departure=_from_micros(departure),
+            departure_location=Location(*map(float, dep)),
+            pickup_eta=_from_micros(pickup),
+            delivery_eta=_from_micros(delivered),
+            dropoff=Location(float(lat), float(lon), float(alt)),
+            miles=float(miles),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The window with the API's field names (an assignment keeps it this way)."""
         return {
             "deliveryId": self.delivery_id,
             "requestedAt": self.requested_at.isoformat(),
@@ -256,7 +290,7 @@ class Drone:
             "id": self.id,
             "home": self.home.to_json(),
             "lastLocation": self.last_location.to_json(),
-            "schedule": [w.to_json() for w in self.schedule],
+            "schedule": [w.to_row() for w in self.schedule],
         }
 
     @classmethod
@@ -265,8 +299,24 @@ class Drone:
             id=d["id"],
             home=Location.from_json(d["home"]),
             last_location=Location.from_json(d["lastLocation"]),
-            schedule=tuple(Window.from_json(w) for w in d["schedule"]),
+            # Objects in documents written before windows were kept as rows.
+            schedule=tuple(
+                Window.from_row(w) if isinstance(w, list) else Window.from_json(w)
+                for w in d["schedule"]
+            ),
         )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _micros(t: datetime) -> int:
+    return (t - _EPOCH) // _MICROSECOND
+
+
+def _from_micros(n: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=n)
 
 
 def _flight(a: Location, b: Location) -> timedelta:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -414,6 +415,19 @@ def test_a_drone_with_a_schedule_survives_a_json_round_trip() -> None:
     back = Drone.from_json(json.loads(json.dumps(drone.to_json())))
     assert back == drone
     assert len(back.schedule) == 2
+    assert all(isinstance(w, list) for w in drone.to_json()["schedule"])  # rows, compact
+    # A drone written before windows were rows (objects) still reads the same.
+    old = {**drone.to_json(), "schedule": [w.to_json() for w in drone.schedule]}
+    assert Drone.from_json(json.loads(json.dumps(old))) == drone
+
+
+def test_a_window_as_a_row_keeps_its_times_to_the_microsecond() -> None:
+    w = idle_drone().plan(trip(north_of(HOME, 3), north_of(HOME, 9)), NOW)
+    odd = replace(w, requested_at=datetime(2031, 5, 6, 7, 8, 9, 999_999, tzinfo=UTC))
+    back = Window.from_row(json.loads(json.dumps(odd.to_row())))
+    assert back == odd
+    assert back.requested_at.tzinfo is not None
+    assert len(json.dumps(odd.to_row())) < len(json.dumps(odd.to_json())) * 0.7
 
 
 def test_the_stored_shape_uses_the_api_field_names() -> None:
