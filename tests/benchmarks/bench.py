@@ -148,7 +148,7 @@ def cpu_s(stack: Stack) -> dict[str, float]:
         for service, process in stack.processes.items()
     }
     used["client"] = time.process_time()
-    if stack.footing.name != "embedded":
+    if stack.footing.name == "servers":
         used.update(_datastores_cpu_s())
     return used
 

@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Any, cast
 
-from launcher.stack import Stack
+from launcher.stack import Footing, Stack
 from tests.benchmarks import bench
 
 
@@ -25,6 +25,7 @@ class ComposeEntry:
     def __init__(self, url: str) -> None:
         self._url = url
         self.processes: dict[str, Any] = {}
+        self.footing = Footing("compose", {})  # its datastores are in containers: not counted
 
     def url(self, service: str) -> str:
         return self._url
