@@ -68,6 +68,16 @@ def route_label(scope: Scope) -> str:
     return label
 
 
+def _header_text(value: bytes) -> str:
+    """A header value as aiohttp takes it. aiohttp writes header text as UTF-8, so a UTF-8
+    value goes out byte for byte; any other bytes are read as Latin-1 (HTTP's historical
+    charset) and so reach the service re-encoded. The services read only ASCII headers."""
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
+
+
 def create_gateway(settings: Settings) -> Starlette:
     upstreams = {
         "ingestion": settings.ingestion_url.rstrip("/"),
@@ -108,8 +118,8 @@ def create_gateway(settings: Settings) -> Starlette:
                 response.headers["Allow"] = ", ".join(allowed)
                 return response
             return problem(404, "Not Found", f"no public API at {path}")
-        # Raw bytes in and out: a client's non-ASCII header value passes through unchanged
-        # (decoding and re-encoding it as text would fail) for the service to judge.
+        # Header values kept as bytes here, for the service to judge (a non-ASCII one must not
+        # fail the gateway); see _header_text for how they go out.
         headers = {
             k.decode("latin-1"): v
             for k, v in request.headers.raw
@@ -128,7 +138,7 @@ def create_gateway(settings: Settings) -> Starlette:
         target = strip_version(raw_path.decode("latin-1"))
         query = request.scope.get("query_string", b"").decode("latin-1")
         url = URL(upstreams[route.service] + target + (f"?{query}" if query else ""), encoded=True)
-        sent = {k: v.decode("latin-1") for k, v in headers.items()}
+        sent = {k: _header_text(v) for k, v in headers.items()}
         try:
             with telemetry.client_span(route.service, request.method, str(url), sent) as span:
                 async with clients[route.service].request(
