@@ -293,6 +293,10 @@ class Drone:
             "schedule": [w.to_row() for w in self.schedule],
         }
 
+    def view(self) -> dict[str, Any]:
+        """The drone as the API shows it: windows with their field names, not as rows."""
+        return {**self.to_json(), "schedule": [w.to_json() for w in self.schedule]}
+
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Drone:
         return cls(

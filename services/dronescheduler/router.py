@@ -82,7 +82,8 @@ async def cancel_assignment(
 
 @router.get("/api/drones", response_model=list[DroneView])
 async def list_drones(drones: DronesDep) -> list[dict[str, Any]]:
-    return sorted((d.body for d in await drones.find()), key=lambda b: str(b["id"]))
+    fleet = sorted((Drone.from_json(d.body) for d in await drones.find()), key=lambda d: d.id)
+    return [drone.view() for drone in fleet]
 
 
 @router.get("/api/drones/{droneId}", response_model=DroneView)
@@ -90,4 +91,4 @@ async def get_drone(droneId: Annotated[ResourceId, Path()], drones: DronesDep) -
     doc = await drones.get(droneId)
     if doc is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no drone {droneId!r}")
-    return Drone.from_json(doc.body).to_json()
+    return Drone.from_json(doc.body).view()
