@@ -15,11 +15,10 @@ import json as jsonlib
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from multidict import CIMultiDict, CIMultiDictProxy
 from purgatory import AsyncCircuitBreakerFactory
 from purgatory.domain.model import OpenedState
 from tenacity import (
@@ -46,8 +45,8 @@ class Reply:
     """A downstream service's answer, read whole (calls between services are small)."""
 
     status_code: int
-    content: bytes = b""
-    headers: Mapping[str, str] = field(default_factory=lambda: CIMultiDictProxy(CIMultiDict()))
+    content: bytes
+    headers: Mapping[str, str]
 
     @property
     def text(self) -> str:

@@ -124,59 +124,42 @@ class Stack:
 
     def wait_ready(self, service: str, within: float = 60.0) -> float:
         """Seconds until the service said ready; raises if it died or took too long."""
-        started = time.monotonic()
-        deadline = started + within
-        with httpx.Client(timeout=2.0) as client:
-            while time.monotonic() < deadline:
-                process = self.processes[service]
-                if process.poll() is not None:
-                    raise RuntimeError(f"{service} exited with {process.returncode} while starting")
-                with contextlib.suppress(httpx.TransportError):
-                    if client.get(f"{self.url(service)}/health/ready").status_code == 200:
-                        return time.monotonic() - started
-                time.sleep(0.05)
-        raise TimeoutError(f"{service} was not ready within {within:.0f} s")
+        return self._watch({service: time.monotonic()}, within)[service]
 
-    def up_together(self, within: float = 60.0) -> dict[str, float]:
-        """Start everything at once; return each service's seconds from its start to its
-        first ready answer (all watched at the same time, not one after another)."""
+    def up(self, within: float = 60.0) -> dict[str, float]:
+        """Start everything at once (they do not wait on each other at start-up); return each
+        service's seconds from its own start to its first ready answer."""
         started = {}
         for service in SERVICES:
             self.start(service)
             started[service] = time.monotonic()
-        ready: dict[str, float] = {}
-        deadline = time.monotonic() + within
         try:
-            with httpx.Client(timeout=2.0) as client:
-                while len(ready) < len(SERVICES):
-                    if time.monotonic() > deadline:
-                        late = ", ".join(s for s in SERVICES if s not in ready)
-                        raise TimeoutError(f"not ready within {within:.0f} s: {late}")
-                    for service in SERVICES:
-                        if service in ready:
-                            continue
-                        if self.processes[service].poll() is not None:
-                            raise RuntimeError(f"{service} exited while starting")
-                        with contextlib.suppress(httpx.TransportError):
-                            r = client.get(f"{self.url(service)}/health/ready")
-                            if r.status_code == 200:
-                                ready[service] = time.monotonic() - started[service]
-                    time.sleep(0.05)
+            return self._watch(started, within)
         except BaseException:
             self.down()
             raise
-        return {service: ready[service] for service in SERVICES}
 
-    def up(self, within: float = 60.0) -> dict[str, float]:
-        """Start everything; return each service's time to ready."""
-        # They do not wait on each other at start-up, so they start together.
-        for service in SERVICES:
-            self.start(service)
-        try:
-            return {service: self.wait_ready(service, within) for service in SERVICES}
-        except BaseException:
-            self.down()
-            raise
+    def _watch(self, started: dict[str, float], within: float) -> dict[str, float]:
+        """Ask every service still starting if it is ready, all in turn, until all are; each
+        one's seconds from its start. Raises if one died or `within` seconds passed."""
+        deadline = time.monotonic() + within
+        ready: dict[str, float] = {}
+        with httpx.Client(timeout=2.0) as client:
+            while len(ready) < len(started):
+                if time.monotonic() > deadline:
+                    late = ", ".join(s for s in started if s not in ready)
+                    raise TimeoutError(f"not ready within {within:.0f} s: {late}")
+                for service in started.keys() - ready.keys():
+                    process = self.processes[service]
+                    if process.poll() is not None:
+                        raise RuntimeError(
+                            f"{service} exited with {process.returncode} while starting"
+                        )
+                    with contextlib.suppress(httpx.TransportError):
+                        if client.get(f"{self.url(service)}/health/ready").status_code == 200:
+                            ready[service] = time.monotonic() - started[service]
+                time.sleep(0.05)
+        return {service: ready[service] for service in started}
 
     def signal(self, service: str, sig: int) -> None:
         process = self.processes.get(service)

@@ -276,13 +276,9 @@ class Client:
         await self.aclose()
 
 
-def new_client(base_url: str) -> Client:
-    return Client(base_url)
-
-
 async def baseline(stack: Stack, n: int) -> float:
     """Requests per second on the entry point's trivial endpoint."""
-    async with new_client(stack.url("gateway")) as client:
+    async with Client(stack.url("gateway")) as client:
         remaining = n
 
         async def worker() -> None:
@@ -313,9 +309,9 @@ async def deliveries(stack: Stack, n: int, rate: float | None = None) -> Run:
     run = Run(n)
     pending: list[str] = []  # accepted, not yet readable, oldest first
     posting_done = asyncio.Event()
-    gw = new_client(stack.url("gateway"))
-    dl = new_client(stack.url("delivery"))
-    wf = new_client(stack.url("workflow"))
+    gw = Client(stack.url("gateway"))
+    dl = Client(stack.url("delivery"))
+    wf = Client(stack.url("workflow"))
     try:
         for _ in range(WORKERS):
             await gw.get("/healthz")
@@ -457,7 +453,7 @@ def bench_footing(footing: Footing, log_dir: Path) -> dict[str, Any]:
         stack.start(service)
         alone[service] = round(stack.wait_ready(service, within=60), 2)
         stack.stop(service, grace=20)
-    together = {s: round(t, 2) for s, t in stack.up_together(within=90).items()}
+    together = {s: round(t, 2) for s, t in stack.up(within=90).items()}
     out: dict[str, Any] = {
         "footing": footing.name,
         "readiness_s": alone,
