@@ -7,6 +7,42 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+class LoopbackHandler(BaseHTTPRequestHandler):
+    """Keep-alive, no access log, and every method answered by `respond`."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # or keep-alive answers stall on delayed ACKs
+
+    def respond(self) -> None:
+        answer(self, 404)
+
+    def body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def do_GET(self) -> None:
+        self.respond()
+
+    do_PUT = do_POST = do_PATCH = do_DELETE = do_GET
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def answer(
+    handler: BaseHTTPRequestHandler,
+    status: int,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+) -> None:
+    """Send a whole response from a handler: status, headers, Content-Length and body."""
+    handler.send_response(status)
+    for name, value in (headers or {}).items():
+        handler.send_header(name, value)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 class LoopbackServer:
     def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)

@@ -13,14 +13,13 @@ import json
 import re
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.e2e.conftest import GUIDE_REQUEST, System, dead_lettered, eventually
-from tests.loopback import LoopbackServer
+from tests.loopback import LoopbackHandler, LoopbackServer, answer
 
 OWNER = "owner-unrecordable"
 REFUSAL = {
@@ -43,12 +42,9 @@ class RefusingFront:
         lock = threading.Lock()
         front = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def _answer(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        class Handler(LoopbackHandler):
+            def respond(self) -> None:
+                body = self.body()
                 if self.command == "PUT" and re.fullmatch(r"/api/deliveries/[^/]+", self.path):
                     sent = json.loads(body)
                     if sent.get("owner", {}).get("userId") == OWNER:
@@ -63,17 +59,7 @@ class RefusingFront:
 
             def _reply(self, status: int, headers: dict[str, str], body: Any) -> None:
                 payload = body if isinstance(body, bytes) else json.dumps(body).encode()
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = do_PUT = do_PATCH = do_POST = do_DELETE = _answer
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
+                answer(self, status, payload, headers)
 
         self._upstream = upstream
         self._server = LoopbackServer(Handler)

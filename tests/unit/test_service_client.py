@@ -9,12 +9,11 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from chassis.http import DownstreamUnavailable, Resilience, ServiceClient
-from tests.loopback import LoopbackServer
+from tests.loopback import LoopbackHandler, LoopbackServer, answer
 
 Answer = tuple[int, dict[str, str]]
 
@@ -28,13 +27,9 @@ class ScriptedServer:
         self.lock = threading.Lock()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # or keep-alive answers stall on delayed ACKs
-
-            def _answer(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                self.rfile.read(length)
+        class Handler(LoopbackHandler):
+            def respond(self) -> None:
+                self.body()
                 with server.lock:
                     n = server.hits[self.path]
                     server.hits[self.path] += 1
@@ -43,18 +38,7 @@ class ScriptedServer:
                 body = f'{{"status": {status}, "attempt": {n + 1}}}'.encode()
                 if status in (204, 304):
                     body = b""
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            do_GET = do_PUT = do_POST = do_PATCH = do_DELETE = _answer
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
+                answer(self, status, body, {**headers, "Content-Type": "application/json"})
 
         self._server = LoopbackServer(Handler)
         self.url = self._server.url

@@ -8,7 +8,6 @@ import io
 import json
 import logging
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ from chassis.logs import JsonFormatter, bind_log_fields
 from chassis.metrics import DOWNSTREAM_RETRIES
 from chassis.queue import OutgoingMessage, QueueOptions, connect_message_queue
 from chassis.telemetry import MessagingTarget, choose_exporter
-from tests.loopback import LoopbackServer
+from tests.loopback import LoopbackHandler, LoopbackServer, answer
 
 TARGET = MessagingTarget("sqlite", "deliveryrequests")
 
@@ -232,19 +231,12 @@ class _FlakyServer:
         self.traceparents: list[str] = []
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_PUT(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        class Handler(LoopbackHandler):
+            def respond(self) -> None:
+                self.body()
                 server.traceparents.append(self.headers.get("traceparent", ""))
                 status = 503 if len(server.traceparents) == 1 else 200
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
+                answer(self, status)
 
         self._server = LoopbackServer(Handler)
         self.url = self._server.url

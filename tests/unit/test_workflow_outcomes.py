@@ -10,14 +10,13 @@ import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 
 from chassis.http import DownstreamUnavailable, ServiceClient
 from chassis.queue import ReceivedMessage
-from tests.loopback import LoopbackServer
+from tests.loopback import LoopbackHandler, LoopbackServer, answer
 from workflow.locations import ServiceArea, resolve
 from workflow.service import (
     Complete,
@@ -200,25 +199,13 @@ class Downstream:
         self.sent: list[tuple[str, str, Any]] = []
         downstream = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def _answer(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        class Handler(LoopbackHandler):
+            def respond(self) -> None:
+                raw = self.body()
                 downstream.sent.append((self.command, self.path, json.loads(raw or b"null")))
                 status, body = downstream.answers.get((self.command, self.path), (404, None))
                 payload = b"" if status == 204 else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = do_PUT = do_PATCH = do_DELETE = _answer
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
+                answer(self, status, payload, {"Content-Type": "application/json"})
 
         self._server = LoopbackServer(Handler)
         self.url = self._server.url
