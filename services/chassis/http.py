@@ -11,7 +11,6 @@ place), so that one slow or failing service cannot take all of the caller's capa
 from __future__ import annotations
 
 import asyncio
-import json as jsonlib
 import logging
 import math
 from collections.abc import Mapping
@@ -29,7 +28,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from chassis import telemetry
+from chassis import jsoncodec, telemetry
 from chassis.metrics import DOWNSTREAM_RETRIES, BreakerState, set_breaker_state
 
 log = logging.getLogger(__name__)
@@ -53,7 +52,7 @@ class Reply:
         return self.content.decode("utf-8", errors="replace")
 
     def json(self) -> Any:
-        return jsonlib.loads(self.content)
+        return jsoncodec.loads(self.content)
 
 
 # What a call can fail with on the way: no connection, a connection dropped, no answer in time.
@@ -202,7 +201,7 @@ class ServiceClient:
         params: Mapping[str, str] | None,
         headers: Mapping[str, str] | None,
     ) -> Reply:
-        body = None if json is None else jsonlib.dumps(json).encode()
+        body = None if json is None else jsoncodec.dumps(json)
         breaker = await self._breakers.get_breaker(self.service)
         try:
             async for attempt in AsyncRetrying(

@@ -1,7 +1,7 @@
 """The drone scheduler's assignments in a row, in one process, no HTTP: how their cost grows
 as the fleet's schedules fill up.
 
-    uv run --frozen python -m tests.benchmarks.assignments [STORE_URL] [N]
+    [FLEET=20] uv run --frozen python -m tests.benchmarks.assignments [STORE_URL] [N]
 
 STORE_URL defaults (also when empty) to a fresh SQLite file; for PostgreSQL give an empty database of its own
 (the drones and assignments tables are created in it). Prints wall and CPU time every 500.
@@ -10,6 +10,7 @@ STORE_URL defaults (also when empty) to a fresh SQLite file; for PostgreSQL give
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import sys
 import tempfile
@@ -22,7 +23,7 @@ from dronescheduler import service
 from dronescheduler.models import Location
 from dronescheduler.schemas import DroneDeliveryRequest
 
-FLEET = 20
+FLEET = int(os.environ.get("FLEET", "20"))  # FLEET=200 ...: how cost grows with the fleet
 BASE = Location(47.6, -122.35)
 
 

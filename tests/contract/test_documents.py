@@ -22,6 +22,26 @@ async def test_create_then_get_returns_the_body_and_an_etag(store: DocumentStore
     assert got.etag == created.etag
 
 
+async def test_a_body_round_trips_exactly(store: DocumentStore) -> None:
+    # What the stores' JSON codec must keep: text beyond ASCII, the 64-bit integer range
+    # (drone windows keep times as microseconds), doubles, nesting, null.
+    body = {
+        "ownerId": "Zoë 配送 \u2603",
+        "micros": [2**63 - 1, -(2**63), 0],
+        "miles": [0.1, 1e-7, 12345.678901234567],
+        "nested": {"ok": True, "none": None, "rows": [["d1", 1, 2.5]]},
+    }
+    await store.create("d1", body)
+    got = await store.get("d1")
+    assert got is not None and got.body == body
+
+
+async def test_an_integer_beyond_64_bits_is_refused_not_rounded(store: DocumentStore) -> None:
+    with pytest.raises(ValueError, match="not storable"):
+        await store.create("d1", {"n": 2**64})
+    assert await store.get("d1") is None
+
+
 async def test_get_of_an_unknown_id_is_none(store: DocumentStore) -> None:
     assert await store.get("nope") is None
 

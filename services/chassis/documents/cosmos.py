@@ -47,6 +47,7 @@ from azure.cosmos.exceptions import (
 )
 from azure.identity.aio import DefaultAzureCredential
 
+from chassis import jsoncodec
 from chassis.documents import (
     JSON,
     NAME,
@@ -122,6 +123,7 @@ def document_from_item(item: Mapping[str, Any]) -> Document:
 def item_from_document(id: str, body: JSON) -> JSON:
     if "id" in body and body["id"] != id:
         raise ValueError(f"body id {body['id']!r} differs from document id {id!r}")
+    jsoncodec.dumps(body)  # refuses what every store refuses (an integer beyond 64 bits)
     return {**body, "id": id}
 
 

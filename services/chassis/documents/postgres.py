@@ -7,7 +7,6 @@ expression index on) and its JSON type, so True matches true but not 1, and "5" 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
 from typing import Any
@@ -15,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from chassis import jsoncodec
 from chassis.documents import (
     JSON,
     NAME,
@@ -47,8 +47,27 @@ def _as_json(value: str | int | bool) -> tuple[str, str]:
     return "string", value
 
 
+_JSONB_VERSION = b"\x01"  # jsonb's binary form: a version byte, then the JSON text
+
+
+def _encode_jsonb(encoded: bytes) -> bytes:
+    return _JSONB_VERSION + encoded
+
+
+def _decode_jsonb(data: bytes) -> Any:
+    return jsoncodec.loads(data[1:])
+
+
 async def _init_connection(conn: Any) -> None:
-    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    # Binary: the JSON goes to the server as the bytes encoded, not through a str. Bodies are
+    # encoded by the store (jsoncodec.dumps), so that what cannot be stored raises there.
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=_encode_jsonb,
+        decoder=_decode_jsonb,
+        schema="pg_catalog",
+        format="binary",
+    )
 
 
 async def _create_database(url: str) -> None:
@@ -118,7 +137,7 @@ class PostgresDocumentStore:
             f"INSERT INTO {self._table} (id, body, etag) VALUES ($1, $2, $3) "
             "ON CONFLICT (id) DO NOTHING",
             id,
-            body,
+            jsoncodec.dumps(body),
             etag,
         )
         if status == "INSERT 0 0":
@@ -131,7 +150,7 @@ class PostgresDocumentStore:
             f"UPDATE {self._table} SET body = $3, etag = $4 WHERE id = $1 AND etag = $2",
             id,
             etag,
-            body,
+            jsoncodec.dumps(body),
             new,
         )
         if status == "UPDATE 0":
@@ -146,7 +165,7 @@ class PostgresDocumentStore:
             f"INSERT INTO {self._table} (id, body, etag) VALUES ($1, $2, $3) "
             "ON CONFLICT (id) DO UPDATE SET body = excluded.body, etag = excluded.etag",
             id,
-            body,
+            jsoncodec.dumps(body),
             etag,
         )
         return Document(id, body, etag)

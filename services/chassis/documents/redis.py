@@ -25,6 +25,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from chassis import jsoncodec
 from chassis.documents import (
     JSON,
     Collection,
@@ -136,7 +137,7 @@ class RedisDocumentStore:
 
     async def get(self, id: str) -> Document | None:
         body, etag = await self._redis.hmget(self._doc_key(id), ["body", "etag"])
-        return None if body is None else Document(id, json.loads(body), cast(str, etag))
+        return None if body is None else Document(id, jsoncodec.loads(body), cast(str, etag))
 
     async def _write(self, mode: str, id: str, body: JSON, expected: str = "") -> Document:
         etag = uuid.uuid4().hex
@@ -151,7 +152,7 @@ class RedisDocumentStore:
             args=[
                 mode,
                 expected,
-                json.dumps(body),
+                jsoncodec.dumps(body),
                 etag,
                 id,
                 json.dumps(index_keys, ensure_ascii=False),
@@ -209,7 +210,7 @@ class RedisDocumentStore:
                 pipe.hmget(self._doc_key(id), ["body", "etag"])
             rows: list[list[Any]] = await pipe.execute()
         return [
-            Document(id, json.loads(body), etag)
+            Document(id, jsoncodec.loads(body), etag)
             for id, (body, etag) in zip(ids, rows, strict=True)
             if body is not None  # deleted since the id was read
         ]

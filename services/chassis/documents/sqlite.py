@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiosqlite
 
+from chassis import jsoncodec
 from chassis.documents import (
     JSON,
     NAME,
@@ -66,6 +66,11 @@ async def _release(db: aiosqlite.Connection) -> None:
     await db.close()
 
 
+def _text(body: JSON) -> str:
+    # Text, not bytes: SQLite keeps bytes as a BLOB, which its JSON functions do not read.
+    return jsoncodec.dumps(body).decode()
+
+
 class SqliteDocumentStore:
     def __init__(self, db: aiosqlite.Connection, collection: Collection) -> None:
         self._db = db
@@ -91,14 +96,14 @@ class SqliteDocumentStore:
             f"SELECT body, etag FROM {self._table} WHERE id = ?", (id,)
         ) as c:
             row = await c.fetchone()
-        return None if row is None else Document(id, json.loads(row[0]), row[1])
+        return None if row is None else Document(id, jsoncodec.loads(row[0]), row[1])
 
     async def create(self, id: str, body: JSON) -> Document:
         etag = uuid.uuid4().hex
         try:
             await self._db.execute(
                 f"INSERT INTO {self._table} (id, body, etag) VALUES (?, ?, ?)",
-                (id, json.dumps(body), etag),
+                (id, _text(body), etag),
             )
         except aiosqlite.IntegrityError as e:
             raise DocumentExists(id) from e
@@ -108,7 +113,7 @@ class SqliteDocumentStore:
         new = uuid.uuid4().hex
         cur = await self._db.execute(
             f"UPDATE {self._table} SET body = ?, etag = ? WHERE id = ? AND etag = ?",
-            (json.dumps(body), new, id, etag),
+            (_text(body), new, id, etag),
         )
         if cur.rowcount == 0:
             if await self.get(id) is None:
@@ -121,7 +126,7 @@ class SqliteDocumentStore:
         await self._db.execute(
             f"INSERT INTO {self._table} (id, body, etag) VALUES (?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET body = excluded.body, etag = excluded.etag",
-            (id, json.dumps(body), etag),
+            (id, _text(body), etag),
         )
         return Document(id, body, etag)
 
@@ -150,7 +155,7 @@ class SqliteDocumentStore:
             sql += " WHERE " + " AND ".join(clauses)
         async with self._db.execute(sql, params) as c:
             rows = await c.fetchall()
-        return [Document(r[0], json.loads(r[1]), r[2]) for r in rows]
+        return [Document(r[0], jsoncodec.loads(r[1]), r[2]) for r in rows]
 
     async def versions(self) -> dict[str, str]:
         async with self._db.execute(f"SELECT id, etag FROM {self._table}") as c:
