@@ -66,12 +66,11 @@ async def schedule(*, store: DocumentStore, data: DeliverySchedule) -> bool:
     """Record the scheduled delivery; True if it was new."""
     body = data.model_dump(mode="json")
     body.update(ownerId=data.owner.userId, month=data.departure.time.strftime("%Y-%m"))
-    if await store.get(data.id) is None:
-        try:
-            await store.create(data.id, body)
-            return True
-        except DocumentExists:
-            pass
+    try:  # created first, updated only if it exists: a new delivery costs one call
+        await store.create(data.id, body)
+        return True
+    except DocumentExists:
+        pass
 
     def apply(known: dict[str, Any]) -> dict[str, Any] | None:
         if known.get("cancelled"):

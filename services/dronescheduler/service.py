@@ -103,8 +103,10 @@ async def assign(
     # ETag decides between concurrent calls, e.g. a caller's retry after a timeout while
     # the first call still runs); the others answer "in progress" and ask again.
     taking_over = False  # only a dead booker can have left a window behind
-    for _ in range(MAX_CONFLICTS):
-        existing = await assignments.get(delivery_id)
+    for attempt in range(MAX_CONFLICTS):
+        # A claim is tried first, the assignment read only if there is one: a delivery
+        # seen for the first time (nearly all) costs one call here.
+        existing = None if attempt == 0 else await assignments.get(delivery_id)
         if existing is None:
             try:
                 claim = await assignments.create(delivery_id, _claim({}, now))

@@ -96,22 +96,22 @@ async def accept_delivery(
         delivery_id = str(
             uuid.uuid5(_IDEMPOTENCY_NAMESPACE, f"{request.ownerId}\n{idempotency_key}")
         )
-    body = await _recorded_message(store, delivery_id, fingerprint)
-    if body is None:
-        body = DeliveryRequested(
-            deliveryId=delivery_id, requestedAt=datetime.now(UTC), **request.model_dump()
-        ).model_dump_json()
-        record = {
-            "ownerId": request.ownerId,
-            "fingerprint": fingerprint,
-            "message": body,
-            "acceptedAt": datetime.now(UTC).isoformat(),
-        }
-        try:
-            await store.create(delivery_id, record)
-        except DocumentExists:  # the same key, concurrently: one of the two records wins
-            body = await _recorded_message(store, delivery_id, fingerprint)
-            assert body is not None
+    body = DeliveryRequested(
+        deliveryId=delivery_id, requestedAt=datetime.now(UTC), **request.model_dump()
+    ).model_dump_json()
+    record = {
+        "ownerId": request.ownerId,
+        "fingerprint": fingerprint,
+        "message": body,
+        "acceptedAt": datetime.now(UTC).isoformat(),
+    }
+    # Created first, read only if it exists: a new request (nearly all) costs one call.
+    try:
+        await store.create(delivery_id, record)
+    except DocumentExists:  # a repeat of this key, or the same key concurrently
+        recorded = await _recorded_message(store, delivery_id, fingerprint)
+        assert recorded is not None  # records are never deleted
+        body = recorded
     # The delivery id is the message id, so the queue's duplicate detection sees resends.
     await _send(
         queue=queue,

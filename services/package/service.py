@@ -13,15 +13,13 @@ PACKAGES = Collection(name="packages", indexed=("ownerId",), partition_key="id")
 async def upsert(*, store: DocumentStore, package_id: str, data: PackageUpsert) -> bool:
     """Create or update the package; True if it was created."""
     body = data.model_dump(mode="json")
-    existing = await store.get(package_id)
-    if existing is None:
-        try:
-            await store.create(package_id, body)
-            return True
-        except DocumentExists:
-            existing = await store.get(package_id)  # lost a race with a concurrent create
-            assert existing is not None
-    if existing.body != body:
+    # Created first, read only if it exists: a new package (nearly all) costs one call.
+    try:
+        await store.create(package_id, body)
+        return True
+    except DocumentExists:
+        existing = await store.get(package_id)
+    if existing is None or existing.body != body:  # (None: deleted meanwhile)
         await store.upsert(package_id, body)
     return False
 
