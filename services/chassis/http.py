@@ -180,14 +180,17 @@ class ServiceClient:
         """The response, unless it failed transiently on every attempt: then
         DownstreamUnavailable. Non-retryable statuses (4xx) are returned for the caller to
         judge."""
-        try:
-            await asyncio.wait_for(
-                self._bulkhead.acquire(), self.resilience.bulkhead_max_wait_seconds
-            )
-        except TimeoutError as e:
-            raise DownstreamUnavailable(
-                self.service, "bulkhead full: too many calls in flight"
-            ) from e
+        if self._bulkhead.locked():  # full: wait a bounded time for a place
+            try:
+                await asyncio.wait_for(
+                    self._bulkhead.acquire(), self.resilience.bulkhead_max_wait_seconds
+                )
+            except TimeoutError as e:
+                raise DownstreamUnavailable(
+                    self.service, "bulkhead full: too many calls in flight"
+                ) from e
+        else:  # a free place is taken at once (wait_for would start a task for nothing)
+            await self._bulkhead.acquire()
         try:
             return await self._with_retries(method, path, json, params, headers)
         finally:
