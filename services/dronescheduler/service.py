@@ -8,8 +8,10 @@ for the delivery is found again before any new one is chosen.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import random
+import weakref
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -42,6 +44,9 @@ _rng = random.Random()
 # changes one drone: the fleet's ETags tell which drones changed (here or in another
 # replica), and only those are read and parsed again. ETags are unique per write.
 _known: dict[str, tuple[str, Drone]] = {}
+_booking_turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class BookingInProgress(Exception):
@@ -180,7 +185,26 @@ async def _save(drones: DocumentStore, drone: Drone, *, etag: str) -> None:
     _known[drone.id] = (written.etag, drone)
 
 
+def _booking_turn() -> asyncio.Lock:
+    """One booking at a time in this process. Concurrent bookings plan on the same fleet and
+    race for the same best drones: all but one lose on the drone's ETag and plan again, which
+    in one process is CPU spent for nothing (the process plans one at a time anyway).
+    Between replicas the ETag still decides."""
+    loop = asyncio.get_running_loop()
+    turn = _booking_turns.get(loop)
+    if turn is None:
+        turn = _booking_turns[loop] = asyncio.Lock()
+    return turn
+
+
 async def _reserve(
+    *, drones: DocumentStore, trip: TripRequest, now: datetime, recovering: bool
+) -> tuple[str, Window]:
+    async with _booking_turn():
+        return await _reserve_in_turn(drones=drones, trip=trip, now=now, recovering=recovering)
+
+
+async def _reserve_in_turn(
     *, drones: DocumentStore, trip: TripRequest, now: datetime, recovering: bool
 ) -> tuple[str, Window]:
     for _ in range(MAX_CONFLICTS):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from chassis.documents import DocumentStore, connect_document_store
+from chassis.documents import ConcurrencyConflict, DocumentStore, connect_document_store
 from dronescheduler import service
 from dronescheduler.models import Drone, Location
 from dronescheduler.schemas import DroneDeliveryRequest
@@ -90,10 +90,47 @@ async def test_a_fresh_claim_is_in_progress_and_cancel_waits_for_it(
         await service.cancel(drones=drones, assignments=assignments, delivery_id="d3")
 
 
-async def test_many_deliveries_at_once_never_double_book_a_drone(
+class CountingConflicts:
+    """The drone store, counting the writes refused on a stale ETag."""
+
+    def __init__(self, store: DocumentStore) -> None:
+        self._store = store
+        self.conflicts = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    async def replace(self, id: str, body: dict[str, object], *, etag: str) -> object:
+        try:
+            return await self._store.replace(id, body, etag=etag)
+        except ConcurrencyConflict:
+            self.conflicts += 1
+            raise
+
+
+async def test_bookings_in_one_process_take_turns_and_never_conflict(
     stores: tuple[DocumentStore, DocumentStore],
 ) -> None:
     drones, assignments = stores
+    counting = CountingConflicts(drones)
+    await asyncio.gather(
+        *(
+            service.assign(drones=counting, assignments=assignments, request=request(f"t{i}"))  # type: ignore[arg-type]
+            for i in range(30)
+        )
+    )
+    assert counting.conflicts == 0
+
+
+@pytest.mark.parametrize("replicas", ["one process", "a replica per booking"])
+async def test_many_deliveries_at_once_never_double_book_a_drone(
+    stores: tuple[DocumentStore, DocumentStore], replicas: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drones, assignments = stores
+    if replicas == "a replica per booking":
+        # No turns between bookings, as between replicas: only the drones' ETags keep them
+        # from booking the same time twice.
+        monkeypatch.setattr(service, "_booking_turn", asyncio.Lock)
     await asyncio.gather(
         *(
             service.assign(drones=drones, assignments=assignments, request=request(f"m{i}"))
