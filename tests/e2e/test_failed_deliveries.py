@@ -118,8 +118,13 @@ def test_a_delivery_that_cannot_be_recorded_is_failed_with_the_reason_and_its_dr
     booked = refused["droneId"]
     assert booked
     with system.internal("dronescheduler") as scheduler:
-        assignment = scheduler.get(f"/api/dronedeliveries/{delivery_id}").json()
-        assert (assignment["droneId"], assignment["status"]) == (booked, "Cancelled")
+        # Workflow records the failure first and frees the drone after: wait for the second.
+        def released() -> dict[str, Any] | None:
+            assignment = scheduler.get(f"/api/dronedeliveries/{delivery_id}").json()
+            return assignment if assignment["status"] == "Cancelled" else None
+
+        assignment = eventually(released, what="the drone freed")
+        assert assignment["droneId"] == booked
         fleet = scheduler.get("/api/drones").json()
     holders = [d["id"] for d in fleet for w in d["schedule"] if w["deliveryId"] == delivery_id]
     assert holders == []
