@@ -244,7 +244,7 @@ async def _compress_with_lz4(conn: Any, table: str) -> None:
     if current == "l":
         return
     try:
-        async with conn.transaction():  # a savepoint: a refusal leaves the schema's intact
+        async with conn.transaction():  # a savepoint: a refusal undoes only the ALTER
             await conn.execute(f'ALTER TABLE "{table}" ALTER COLUMN body SET COMPRESSION lz4')
     except (asyncpg.FeatureNotSupportedError, asyncpg.PostgresSyntaxError) as e:
         log.info("documents of %s keep the default compression: %s", table, e)
