@@ -124,3 +124,9 @@ def test_an_item_carries_the_document_id() -> None:
 def test_a_body_whose_id_differs_from_the_document_id_is_refused() -> None:
     with pytest.raises(ValueError):
         item_from_document("p1", {"id": "p2"})
+
+
+def test_an_item_with_an_integer_beyond_64_bits_is_refused_as_by_every_store() -> None:
+    # Cosmos DB would keep it as a double, rounded: refused by name instead.
+    with pytest.raises(ValueError, match="not storable"):
+        item_from_document("p1", {"n": 2**64})
