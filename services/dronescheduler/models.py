@@ -286,16 +286,18 @@ class Drone:
         )
 
     def to_json(self) -> dict[str, Any]:
+        return {**self._where(), "schedule": [w.to_row() for w in self.schedule]}
+
+    def view(self) -> dict[str, Any]:
+        """The drone as the API shows it: windows with their field names, not as rows."""
+        return {**self._where(), "schedule": [w.to_json() for w in self.schedule]}
+
+    def _where(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "home": self.home.to_json(),
             "lastLocation": self.last_location.to_json(),
-            "schedule": [w.to_row() for w in self.schedule],
         }
-
-    def view(self) -> dict[str, Any]:
-        """The drone as the API shows it: windows with their field names, not as rows."""
-        return {**self.to_json(), "schedule": [w.to_json() for w in self.schedule]}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Drone:
