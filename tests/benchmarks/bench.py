@@ -127,7 +127,7 @@ def _cpu_s(pid: int) -> float:
 DATASTORE_PROCESSES = {"postgres": "postgres", "redis-server": "redis", "beam.smp": "rabbitmq"}
 
 
-def _datastores_cpu_s() -> dict[str, float]:
+def datastores_cpu_s() -> dict[str, float]:
     used: dict[str, float] = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -149,7 +149,7 @@ def cpu_s(stack: Stack) -> dict[str, float]:
     }
     used["client"] = time.process_time()
     if stack.footing.name == "servers":
-        used.update(_datastores_cpu_s())
+        used.update(datastores_cpu_s())
     return used
 
 
