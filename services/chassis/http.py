@@ -1,6 +1,8 @@
 """Calls to other services: a timeout on every attempt, bounded jittered retries on what is
-transient (connection errors, timeouts, 429 and 5xx, honouring Retry-After), none on the
-rest (a 4xx other than 429 is the caller's mistake and will not change by retrying).
+transient (connection errors, timeouts, 429, 502, 503 and 504, honouring Retry-After), none
+on the rest: a 4xx other than 429 is the caller's mistake, and a 500 is the service failing
+on this request, which the same request is likely to meet again (the caller decides; it
+does not count against the circuit either, as the service is up and answering).
 
 Per downstream service also a circuit breaker (purgatory: after `threshold` failed attempts
 in a row, calls fail at once for `recovery` seconds, then one trial call decides) and a
@@ -33,7 +35,7 @@ from chassis.metrics import DOWNSTREAM_RETRIES, BreakerState, set_breaker_state
 
 log = logging.getLogger(__name__)
 
-RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
 # Shorter than the services' own keep-alive (30 s), so the client, not the server, closes an
 # idle connection: a request never goes out on one the server is closing.
 KEEPALIVE_SECONDS = 15.0
@@ -67,16 +69,30 @@ class DownstreamUnavailable(Exception):
         self.service = service
 
 
-class DownstreamRejected(Exception):
-    """The service refused the request (4xx): retrying the same request will not help."""
+class DownstreamAnswered(Exception):
+    """The service answered, but not as the caller needed."""
+
+    verb = "answered"
 
     def __init__(self, service: str, response: Reply) -> None:
         super().__init__(
-            f"{service} rejected the request: {response.status_code} {response.text[:300]}"
+            f"{service} {self.verb} the request: {response.status_code} {response.text[:300]}"
         )
         self.service = service
         self.status_code = response.status_code
         self.response = response
+
+
+class DownstreamRejected(DownstreamAnswered):
+    """The service refused the request (4xx): retrying the same request will not help."""
+
+    verb = "rejected"
+
+
+class DownstreamFailed(DownstreamAnswered):
+    """The service failed on the request (500, or another 5xx that is not "unavailable")."""
+
+    verb = "failed on"
 
 
 class _RetryableStatus(Exception):

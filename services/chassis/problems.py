@@ -58,7 +58,43 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+# Errors that mean a server the service depends on could not be reached (a datastore
+# restarting, say): by module and class name, so that the chassis imports no driver.
+_UNAVAILABLE = {
+    ("asyncpg.exceptions", "ConnectionDoesNotExistError"),
+    ("asyncpg.exceptions", "CannotConnectNowError"),
+    ("asyncpg.exceptions", "ConnectionFailureError"),
+    ("asyncpg.exceptions", "AdminShutdownError"),
+    ("asyncpg.exceptions", "CrashShutdownError"),
+    ("asyncpg.exceptions", "TooManyConnectionsError"),
+    ("asyncpg.exceptions._base", "InterfaceError"),
+    ("redis.exceptions", "ConnectionError"),
+    ("redis.exceptions", "TimeoutError"),
+    ("redis.exceptions", "BusyLoadingError"),
+}
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether the error (or one it was raised from) is a dependency out of reach."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, OSError | TimeoutError):
+            return True
+        if any((c.__module__, c.__name__) in _UNAVAILABLE for c in type(seen).__mro__):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    if is_unavailable(exc):
+        # Transient, and nothing was done: the caller may retry (a 500 says it should not).
+        log.warning("unavailable on %s %s: %r", request.method, request.url.path, exc)
+        response = problem(503, "Service Unavailable", "a server it depends on is unavailable")
+        response.headers["Retry-After"] = "1"
+        return response
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem(500, "Internal Server Error", "the error was logged")
 

@@ -106,13 +106,37 @@ async def test_transient_failures_are_retried_until_it_works(
     assert server.hits[path] == 3
 
 
-@pytest.mark.parametrize("status", [500, 502, 504])
+@pytest.mark.parametrize("status", [502, 503, 504])
 async def test_every_retryable_5xx_is_retried(
     server: ScriptedServer, client: ServiceClient, status: int
 ) -> None:
     path = server.script(f"/once-{status}", status, 204)
     assert (await client.request("DELETE", path)).status_code == 204
     assert server.hits[path] == 2
+
+
+async def test_a_500_is_answered_at_once_and_does_not_open_the_circuit(
+    server: ScriptedServer,
+) -> None:
+    # The service is up and failed on this request: the caller judges (workflow retries it
+    # later, not in place), and calls for other requests are not shut out.
+    client = ServiceClient(
+        "package",
+        server.url,
+        timeout_seconds=5,
+        attempts=4,
+        max_wait_seconds=0.01,
+        resilience=Resilience(breaker_threshold=2),
+    )
+    try:
+        path = server.script("/bug", *([500] * 5))
+        for _ in range(5):
+            assert (await client.request("GET", path)).status_code == 500
+        assert server.hits[path] == 5
+        ok = server.script("/fine", 200)
+        assert (await client.request("GET", ok)).status_code == 200
+    finally:
+        await client.aclose()
 
 
 async def test_429_with_retry_after_zero_is_retried_at_once(
@@ -209,7 +233,7 @@ async def test_always_failing_is_unavailable_after_exactly_the_attempts(
 ) -> None:
     for attempts in (1, 4):
         client = client_for(server.url, attempts=attempts)
-        path = server.script(f"/down-{attempts}", 500)
+        path = server.script(f"/down-{attempts}", 503)
         try:
             with pytest.raises(DownstreamUnavailable) as caught:
                 await client.request("GET", path)
@@ -217,7 +241,7 @@ async def test_always_failing_is_unavailable_after_exactly_the_attempts(
             await client.aclose()
         assert server.hits[path] == attempts
         assert caught.value.service == "package"
-        assert "HTTP 500" in str(caught.value)
+        assert "HTTP 503" in str(caught.value)
 
 
 async def test_a_server_that_never_answers_times_out_in_bounded_time() -> None:
