@@ -1,8 +1,13 @@
 """What ingestion puts on the queue and workflow takes off it.
 
 The `operation` application property says which message it is, as in the original:
-`delivery`, `reschedule`, `cancel`. `requestedAt` orders a delivery's requests, so that a
-late redelivery of an older request never undoes a newer one.
+`delivery`, `reschedule`, `cancel`. Every message carries the whole delivery request as it
+stands after that operation, and its `version`: ingestion numbers a delivery's accepted
+operations 1, 2, 3... in its own store (one writer per delivery, through the document's
+ETag), so no clock decides their order. Each service keeps the version it last applied and
+ignores an older one: messages may arrive in any order, twice, or after a newer one, and
+every service still ends at the latest acknowledged state. Because a message is the whole
+request, a reschedule or cancel never needs an earlier message to have been processed.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from contracts.vocabulary import (
     IsoDateTime,
     PackageSize,
     ResourceId,
+    Version,
     Weight,
 )
 
@@ -50,24 +56,19 @@ class DeliveryRequested(_Message):
     expedited: StrictBool = False
     confirmationRequired: ConfirmationType = ConfirmationType.NONE
     packageInfo: PackageInfo
-    requestedAt: IsoDateTime
+    requestedAt: IsoDateTime  # when ingestion accepted this operation (for people, not order)
+    version: Version = 1
 
 
-class RescheduleRequested(_Message):
-    deliveryId: ResourceId
-    pickupLocation: Location | None = Field(None, min_length=1, max_length=256)
-    dropOffLocation: Location | None = Field(None, min_length=1, max_length=256)
-    pickupTime: IsoDateTime | None = None
-    deadline: Deadline | None = None
-    requestedAt: IsoDateTime
+class RescheduleRequested(DeliveryRequested):
+    """The delivery request with the reschedule's changes merged in."""
 
 
-class CancelRequested(_Message):
-    deliveryId: ResourceId
-    requestedAt: IsoDateTime
+class CancelRequested(DeliveryRequested):
+    """The delivery request as it stood when it was cancelled."""
 
 
-MESSAGE_TYPES: dict[Operation, type[_Message]] = {
+MESSAGE_TYPES: dict[Operation, type[DeliveryRequested]] = {
     Operation.DELIVERY: DeliveryRequested,
     Operation.RESCHEDULE: RescheduleRequested,
     Operation.CANCEL: CancelRequested,

@@ -71,3 +71,7 @@ Deadline = Annotated[
         {"anyOf": [{"type": "string", "maxLength": 0}, {"type": "string", "format": "date-time"}]}
     ),
 ]
+
+
+# A delivery's operations are numbered 1, 2, 3... by ingestion (see contracts/messages.py).
+Version = Annotated[int, Field(ge=1, le=2**31)]

@@ -45,8 +45,8 @@ class Status:
 
 
 def status_of(delivery: dict[str, Any], now: datetime) -> Status:
-    if delivery.get("failureReason"):
-        return _failed(delivery)
+    if delivery.get("failureReason") or "departure" not in delivery:
+        return _unscheduled(delivery)
     departure = datetime.fromisoformat(delivery["departure"]["time"])
     pickup_eta = datetime.fromisoformat(delivery["pickupETA"])
     delivery_eta = datetime.fromisoformat(delivery["deliveryETA"])
@@ -73,12 +73,13 @@ def status_of(delivery: dict[str, Any], now: datetime) -> Status:
     return status(Stage.RESCHEDULED if delivery.get("rescheduled") else Stage.CREATED, start)
 
 
-def _failed(delivery: dict[str, Any]) -> Status:
-    # No drone will carry it: the package stays at the pickup. A failure recorded before any
-    # schedule has no ETAs, and the answer keeps its non-null shape with the failure time.
-    failed_at = datetime.fromisoformat(delivery["failedAt"])
+def _unscheduled(delivery: dict[str, Any]) -> Status:
+    # Failed, or cancelled before it was scheduled: no drone will carry it, and the package
+    # stays at the pickup. Without a schedule there are no ETAs, and the answer keeps its
+    # non-null shape with the time it ended.
+    ended_at = datetime.fromisoformat(delivery.get("failedAt") or delivery["cancelledAt"])
     pickup_eta, delivery_eta = (
-        datetime.fromisoformat(delivery[k]) if delivery.get(k) else failed_at
+        datetime.fromisoformat(delivery[k]) if delivery.get(k) else ended_at
         for k in ("pickupETA", "deliveryETA")
     )
     # A customer's cancel after the failure is the last word, as it is on any delivery.

@@ -13,6 +13,7 @@ from delivery.dependencies import StoreDep
 from delivery.schemas import (
     Confirmation,
     Delivery,
+    DeliveryCancellation,
     DeliveryFailure,
     DeliveryReschedule,
     DeliverySchedule,
@@ -119,6 +120,19 @@ async def put_delivery_failure(
         created = await service.fail(store=store, delivery_id=deliveryId, data=data)
     except service.DeliveryCancelled as e:
         raise _cancelled(deliveryId) from e
+    return _created_or_existed(deliveryId, created)
+
+
+@router.put(
+    "/{deliveryId}/cancellation",
+    status_code=status.HTTP_201_CREATED,
+    responses={204: {"description": "it existed"}, **problem_responses(400)},
+)
+async def put_delivery_cancellation(
+    deliveryId: DeliveryId, data: DeliveryCancellation, store: StoreDep
+) -> Response:
+    """Record that the delivery was cancelled, scheduled or not (idempotent, and final)."""
+    created = await service.record_cancellation(store=store, delivery_id=deliveryId, data=data)
     return _created_or_existed(deliveryId, created)
 
 

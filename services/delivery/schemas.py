@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from contracts.vocabulary import ConfirmationType, IsoDateTime, ResourceId
+from contracts.vocabulary import ConfirmationType, IsoDateTime, ResourceId, Version
 
 
 class Location(BaseModel):
@@ -37,20 +37,30 @@ class DeliverySchedule(BaseModel):
     pickupETA: IsoDateTime
     deliveryETA: IsoDateTime
     requestedAt: IsoDateTime | None = None
+    # The request's version (see contracts/messages.py): an older one never undoes a newer.
+    version: Version | None = None
+    rescheduled: bool = False
 
 
-class DeliveryFailure(BaseModel):
-    """What workflow writes when a delivery can never be scheduled: why, and enough of the
-    request to answer for the delivery if nothing was recorded before."""
+class DeliveryCancellation(BaseModel):
+    """What workflow writes when a delivery is cancelled: enough of the request to answer for
+    the delivery if it was cancelled before it was ever scheduled."""
 
     ownerId: str = Field(min_length=1, max_length=128)
-    reason: str = Field(min_length=1, max_length=1000)
     pickup: Location
     dropoff: Location
     deadline: str = ""
     expedited: bool = False
     confirmationRequired: ConfirmationType = ConfirmationType.NONE
     requestedAt: IsoDateTime | None = None
+    version: Version | None = None
+
+
+class DeliveryFailure(DeliveryCancellation):
+    """What workflow writes when a delivery can never be scheduled: why, and as much of the
+    request as for a cancellation."""
+
+    reason: str = Field(min_length=1, max_length=1000)
 
 
 class DeliveryReschedule(BaseModel):

@@ -1,5 +1,6 @@
-"""Use cases over the delivery store. Writes are idempotent and ordered by `requestedAt`,
-so a repeated or late message from workflow never undoes a newer one."""
+"""Use cases over the delivery store. Writes are idempotent and ordered by the request's
+version (contracts/messages.py), so a repeated or late message from workflow never undoes
+a newer one; a cancellation is final."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from chassis.documents import Collection, ConcurrencyConflict, DocumentExists, D
 from delivery.models import Status, status_of
 from delivery.schemas import (
     Confirmation,
+    DeliveryCancellation,
     DeliveryFailure,
     DeliveryReschedule,
     DeliverySchedule,
@@ -37,35 +39,37 @@ class DeliveryFailed(Exception):
 FAILURE_FIELDS = ("failureReason", "failedAt")
 
 
-def _is_stale(requested_at: datetime | None, body: dict[str, Any]) -> bool:
+def _order(version: int | None, requested_at: datetime | None, body: dict[str, Any]) -> int | None:
+    """Whether a write comes after (1), with (0) or before (-1) what the document holds;
+    None when that cannot be told.
+
+    By the request's version where both have one (ingestion numbers a delivery's operations),
+    else by `requestedAt` (callers that send no version)."""
+    if version is not None and body.get("version") is not None:
+        known_version = int(body["version"])
+        return (version > known_version) - (version < known_version)
     known = body.get("requestedAt")
-    return (
-        requested_at is not None
-        and known is not None
-        and requested_at <= datetime.fromisoformat(known)
-    )
+    if requested_at is None or known is None:
+        return None
+    known_at = datetime.fromisoformat(known)
+    return (requested_at > known_at) - (requested_at < known_at)
 
 
-def _is_older(requested_at: datetime | None, body: dict[str, Any]) -> bool:
-    known = body.get("requestedAt")
-    return (
-        requested_at is not None
-        and known is not None
-        and requested_at < datetime.fromisoformat(known)
-    )
-
-
-def _is_newer(requested_at: datetime | None, body: dict[str, Any]) -> bool:
-    known = body.get("requestedAt")
-    return requested_at is not None and (
-        known is None or requested_at > datetime.fromisoformat(known)
-    )
+def _ordered_fields(version: int | None, requested_at: datetime | None) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    if version is not None:
+        fields["version"] = version
+    if requested_at is not None:
+        fields["requestedAt"] = requested_at.isoformat()
+    return fields
 
 
 async def schedule(*, store: DocumentStore, data: DeliverySchedule) -> bool:
     """Record the scheduled delivery; True if it was new."""
-    body = data.model_dump(mode="json")
+    body = data.model_dump(mode="json", exclude_none=True, exclude={"rescheduled"})
     body.update(ownerId=data.owner.userId, month=data.departure.time.strftime("%Y-%m"))
+    if data.rescheduled:
+        body["rescheduled"] = True
     try:  # created first, updated only if it exists: a new delivery costs one call
         await store.create(data.id, body)
         return True
@@ -75,13 +79,14 @@ async def schedule(*, store: DocumentStore, data: DeliverySchedule) -> bool:
     def apply(known: dict[str, Any]) -> dict[str, Any] | None:
         if known.get("cancelled"):
             raise DeliveryCancelled(data.id)
+        order = _order(data.version, data.requestedAt, known)
         if known.get("failureReason"):
             # Only a newer request revives a failed delivery; the one that failed, replayed,
             # must not (workflow would think its drone booked).
-            if not _is_newer(data.requestedAt, known):
+            if order is None or order <= 0:
                 raise DeliveryFailed(data.id, known["failureReason"])
             known = {k: v for k, v in known.items() if k not in FAILURE_FIELDS}
-        elif _is_stale(data.requestedAt, known):
+        elif order is not None and order <= 0:
             return None
         return {**known, **body}
 
@@ -89,25 +94,34 @@ async def schedule(*, store: DocumentStore, data: DeliverySchedule) -> bool:
     return False
 
 
+def _unscheduled(
+    delivery_id: str, data: DeliveryFailure | DeliveryCancellation, state: dict[str, Any]
+) -> dict[str, Any]:
+    """A delivery recorded before any schedule (it failed, or was cancelled, first): enough
+    of its request to answer for it in the public shape."""
+    return {
+        "id": delivery_id,
+        "owner": {"userId": data.ownerId, "accountId": data.ownerId},
+        "ownerId": data.ownerId,
+        "droneId": "",  # none will carry it
+        **data.model_dump(
+            mode="json",
+            include={"pickup", "dropoff", "deadline", "expedited", "confirmationRequired"},
+        ),
+        **state,
+    }
+
+
 async def fail(*, store: DocumentStore, delivery_id: str, data: DeliveryFailure) -> bool:
     """Record that the delivery can never be scheduled; True if it was not known before."""
-    failure: dict[str, Any] = {"failureReason": data.reason, "failedAt": _now()}
-    if data.requestedAt is not None:
-        failure["requestedAt"] = data.requestedAt.isoformat()
+    failure: dict[str, Any] = {
+        "failureReason": data.reason,
+        "failedAt": _now(),
+        **_ordered_fields(data.version, data.requestedAt),
+    }
     if await store.get(delivery_id) is None:
-        body = {
-            "id": delivery_id,
-            "owner": {"userId": data.ownerId, "accountId": data.ownerId},
-            "ownerId": data.ownerId,
-            "droneId": "",  # none will carry it
-            **data.model_dump(
-                mode="json",
-                include={"pickup", "dropoff", "deadline", "expedited", "confirmationRequired"},
-            ),
-            **failure,
-        }
         try:
-            await store.create(delivery_id, body)
+            await store.create(delivery_id, _unscheduled(delivery_id, data, failure))
             return True
         except DocumentExists:
             pass
@@ -115,11 +129,35 @@ async def fail(*, store: DocumentStore, delivery_id: str, data: DeliveryFailure)
     def apply(known: dict[str, Any]) -> dict[str, Any] | None:
         if known.get("cancelled"):
             raise DeliveryCancelled(delivery_id)
-        if _is_older(data.requestedAt, known):
+        order = _order(data.version, data.requestedAt, known)
+        if order is not None and order < 0:
             return None  # a newer request was recorded since the one that failed
-        if known.get("failureReason") and not _is_newer(data.requestedAt, known):
+        if known.get("failureReason") and (order is None or order == 0):
             return None  # a repeat: the first reason stands
         return {**known, **failure}
+
+    await _update(store, delivery_id, apply)
+    return False
+
+
+async def record_cancellation(
+    *, store: DocumentStore, delivery_id: str, data: DeliveryCancellation
+) -> bool:
+    """Record that the delivery was cancelled, whether or not it was ever scheduled (a cancel
+    can be processed before its delivery's first message): True if it was not known. Final:
+    a delivery cancelled stays cancelled, so a late schedule for it is refused."""
+    cancelled = {"cancelled": True, "cancelledAt": _now()}
+    ordered = _ordered_fields(data.version, data.requestedAt)
+    try:
+        await store.create(delivery_id, _unscheduled(delivery_id, data, {**cancelled, **ordered}))
+        return True
+    except DocumentExists:
+        pass
+
+    def apply(known: dict[str, Any]) -> dict[str, Any] | None:
+        if known.get("cancelled"):
+            return None
+        return {**known, **cancelled, **ordered}
 
     await _update(store, delivery_id, apply)
     return False
@@ -154,7 +192,8 @@ async def reschedule(*, store: DocumentStore, delivery_id: str, data: DeliveryRe
 
     def apply(body: dict[str, Any]) -> dict[str, Any] | None:
         _refuse_if_over(delivery_id, body)
-        if _is_stale(data.requestedAt, body):
+        order = _order(None, data.requestedAt, body)
+        if order is not None and order <= 0:
             return None
         new = {**body, **changes, "rescheduled": True}
         if data.departure is not None:

@@ -155,12 +155,29 @@ class Window:
         )
 
 
+# A fence outlives any booker that could still write behind it: a booking call that has
+# been paused for a day is long abandoned by its caller.
+FENCE_KEPT_FOR = timedelta(days=1)
+
+
 @dataclass(frozen=True)
 class Drone:
     id: str
     home: Location
     last_location: Location
     schedule: tuple[Window, ...] = field(default_factory=tuple)
+    # Per delivery, the claim token (and when it was set) below which bookers may no longer
+    # write to this drone: set when a booking is taken over or cancelled (see service.py).
+    fences: tuple[tuple[str, int, datetime], ...] = ()
+
+    def fenced_out(self, delivery_id: str, token: int) -> bool:
+        """Whether a booker holding claim `token` for the delivery has been overtaken."""
+        return any(d == delivery_id and token < fence for d, fence, _ in self.fences)
+
+    def fenced(self, delivery_id: str, token: int, now: datetime) -> Drone:
+        """Without the delivery's windows, and closed to its bookers older than `token`."""
+        kept = tuple(f for f in self.fences if f[0] != delivery_id and now - f[2] < FENCE_KEPT_FOR)
+        return replace(self.without(delivery_id, now), fences=(*kept, (delivery_id, token, now)))
 
     def free_from(self, now: datetime) -> tuple[datetime, Location]:
         """When and where the drone can start its next trip."""
@@ -286,7 +303,10 @@ class Drone:
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {**self._where(), "schedule": [w.to_row() for w in self.schedule]}
+        body = {**self._where(), "schedule": [w.to_row() for w in self.schedule]}
+        if self.fences:
+            body["fences"] = [[d, token, _micros(at)] for d, token, at in self.fences]
+        return body
 
     def view(self) -> dict[str, Any]:
         """The drone as the API shows it: windows with their field names, not as rows."""
@@ -309,6 +329,9 @@ class Drone:
             schedule=tuple(
                 Window.from_row(w) if isinstance(w, list) else Window.from_json(w)
                 for w in d["schedule"]
+            ),
+            fences=tuple(
+                (str(d), int(token), _from_micros(at)) for d, token, at in d.get("fences", ())
             ),
         )
 

@@ -4,7 +4,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
-from contracts.vocabulary import ResourceId
+from chassis.problems import problem, problem_responses
+from contracts.vocabulary import ResourceId, Version
 from dronescheduler import service
 from dronescheduler.dependencies import AssignmentsDep, DronesDep
 from dronescheduler.models import Drone
@@ -27,13 +28,17 @@ async def drone_utilization(
     )
 
 
-@router.put("/api/dronedeliveries/{deliveryId}", response_model=DroneAssignment)
+@router.put(
+    "/api/dronedeliveries/{deliveryId}",
+    response_model=DroneAssignment,
+    responses=problem_responses(400, 409, 422, 503),
+)
 async def assign_drone(
     deliveryId: DeliveryId,
     request: DroneDeliveryRequest,
     drones: DronesDep,
     assignments: AssignmentsDep,
-) -> dict[str, Any]:
+) -> Any:
     if request.deliveryId != deliveryId:
         raise HTTPException(
             status.HTTP_400_BAD_REQUEST,
@@ -45,8 +50,20 @@ async def assign_drone(
         raise HTTPException(
             status.HTTP_409_CONFLICT, f"delivery {deliveryId!r} was cancelled"
         ) from e
+    except service.Superseded as e:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"a newer request for delivery {deliveryId!r} is booking it"
+        ) from e
     except service.BookingInProgress as e:
         raise _booking_in_progress(deliveryId) from e
+    except service.Unplannable as e:
+        # The same request would fail the same way: a 4xx, so that it is not retried.
+        return problem(
+            422,
+            "Unprocessable Content",
+            str(e),
+            errors=[{"field": e.field, "message": str(e)}],
+        )
     return service.view(body)
 
 
@@ -69,14 +86,15 @@ async def get_assignment(deliveryId: DeliveryId, assignments: AssignmentsDep) ->
 
 @router.delete("/api/dronedeliveries/{deliveryId}", status_code=status.HTTP_204_NO_CONTENT)
 async def cancel_assignment(
-    deliveryId: DeliveryId, drones: DronesDep, assignments: AssignmentsDep
+    deliveryId: DeliveryId,
+    drones: DronesDep,
+    assignments: AssignmentsDep,
+    version: Annotated[Version | None, Query(description="the cancel's version")] = None,
 ) -> Response:
-    try:
-        found = await service.cancel(drones=drones, assignments=assignments, delivery_id=deliveryId)
-    except service.BookingInProgress as e:
-        raise _booking_in_progress(deliveryId) from e
-    if not found:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no drone delivery {deliveryId!r}")
+    """Cancel, booked or not yet (a cancel can arrive first): final either way."""
+    await service.cancel(
+        drones=drones, assignments=assignments, delivery_id=deliveryId, version=version
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from contracts.vocabulary import IsoDateTime, PackageSize, ResourceId
+from contracts.vocabulary import IsoDateTime, PackageSize, ResourceId, Version
 
 
 class Location(BaseModel):
@@ -27,6 +27,8 @@ class DroneDeliveryRequest(BaseModel):
     ownerId: str | None = Field(None, max_length=128)
     pickupTime: IsoDateTime | None = None
     requestedAt: IsoDateTime | None = None
+    # The request's version (see contracts/messages.py): only a newer one is re-planned.
+    version: Version | None = None
 
 
 class Departure(BaseModel):
@@ -45,6 +47,7 @@ class DroneAssignment(BaseModel):
     traveledMiles: float
     assignedHours: float
     request: DroneDeliveryRequest
+    version: int | None = None
 
 
 class Utilization(BaseModel):

@@ -1,9 +1,23 @@
-"""Assigning drones, idempotently and without double-booking.
+"""Assigning drones: idempotently, in the order of the requests' versions, never twice.
 
 The drone document is the truth about its schedule and is written with optimistic
-concurrency; the assignment document records the outcome per delivery for reads and
-summaries. Every step can be repeated after a crash: a drone that already holds a window
-for the delivery is found again before any new one is chosen.
+concurrency; the assignment document records the outcome per delivery, and is the claim a
+booking holds while it runs.
+
+A booking claims the assignment first (its ETag decides between concurrent calls), with a
+claim token one above the last. Before it writes a window to a drone it names that drone in
+the claim (its intent), again through the claim's ETag; then it writes the window, then the
+outcome. A claim left by a booker that seems dead may be taken over; the taker clears the
+delivery from the drone the claim names and the drone it was booked on, and fences both:
+the fence holds the taker's token, and a booker with an older token may write to a fenced
+drone no more (its write reads the drone, so it sees the fence, or fails on the ETag the
+fence changed). So a booker that was only paused, and resumes after the takeover, can
+neither book a second drone (its intent write fails on the claim's ETag) nor the named one
+(fenced). A cancel takes the claim the same way, whatever state the booking is in: it is
+the last word on a delivery, and a late or repeated request for it answers "cancelled".
+
+Requests carry the version ingestion gave them (contracts/messages.py): an assignment is
+re-planned only for a newer version, so a late, older request changes nothing.
 """
 
 from __future__ import annotations
@@ -12,12 +26,14 @@ import asyncio
 import contextlib
 import random
 import weakref
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chassis.documents import (
     Collection,
     ConcurrencyConflict,
+    Document,
     DocumentExists,
     DocumentStore,
 )
@@ -35,8 +51,11 @@ from dronescheduler.schemas import DroneDeliveryRequest
 DRONES = Collection(name="drones", partition_key="id")
 ASSIGNMENTS = Collection(name="assignments", indexed=("ownerId", "month"), partition_key="id")
 ASSIGNED, CANCELLED, BOOKING = "Assigned", "Cancelled", "Booking"
-# A claim older than this belongs to a booker that died: another call may take it over.
+# A claim older than this belongs to a booker that seems dead: another call may take it over
+# (safe at any age: a taken-over booker is fenced out; this only keeps live ones working).
 CLAIM_STALE_AFTER = timedelta(seconds=30)
+# How far ahead a pickup can be booked: no schedule is planned further out.
+PLANNING_HORIZON = timedelta(days=366)
 MAX_CONFLICTS = 50
 
 _rng = random.Random()
@@ -57,6 +76,18 @@ class AssignmentCancelled(Exception):
     """The delivery was cancelled; a late request must not give it a drone again."""
 
 
+class Superseded(Exception):
+    """A newer request for this delivery holds the booking: this one changes nothing."""
+
+
+class Unplannable(Exception):
+    """No drone can ever carry this request as it is: the caller's to fix, not to retry."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 async def ensure_fleet(*, drones: DocumentStore, size: int, base: Location) -> None:
     """Create missing drones; existing ones (and their schedules) are left alone."""
     existing = {d.id for d in await drones.find()}
@@ -67,29 +98,58 @@ async def ensure_fleet(*, drones: DocumentStore, size: int, base: Location) -> N
             await drones.create(drone_id(i), Drone(drone_id(i), home, home).to_json())
 
 
-def _trip(request: DroneDeliveryRequest, requested_at: datetime) -> TripRequest:
+def _trip(request: DroneDeliveryRequest, requested_at: datetime, now: datetime) -> TripRequest:
+    pickup_time = request.pickupTime
+    if pickup_time is not None and pickup_time - now > PLANNING_HORIZON:
+        raise Unplannable(
+            "pickupTime",
+            f"pickupTime {pickup_time.isoformat()} is more than {PLANNING_HORIZON.days} days"
+            " ahead: no drone is scheduled that far",
+        )
     return TripRequest(
         delivery_id=request.deliveryId,
         pickup=Location(**request.pickup.model_dump()),
         dropoff=Location(**request.dropoff.model_dump()),
         expedited=request.expedited,
-        earliest_pickup=request.pickupTime,
+        # A pickup time already past means "as soon as possible": planned from now.
+        earliest_pickup=None if pickup_time is None else max(pickup_time, now),
         requested_at=requested_at,
     )
 
 
-def _assignment_body(
-    request: DroneDeliveryRequest, drone: str, window: Window, status: str
-) -> dict[str, Any]:
+def _version(body: dict[str, Any]) -> int:
+    return int(body.get("version") or 0)
+
+
+def _claim_of(body: dict[str, Any], now: datetime, **changes: Any) -> dict[str, Any]:
     return {
-        "deliveryId": request.deliveryId,
-        "droneId": drone,
-        "status": status,
-        "ownerId": request.ownerId,
-        "month": window.departure.strftime("%Y-%m"),
-        "request": request.model_dump(mode="json"),
-        "window": window.to_json(),
+        **body,
+        **changes,
+        "status": BOOKING,
+        "claimedAt": now.isoformat(),
+        "token": int(body.get("token") or 0) + 1,
+        "intent": None,
     }
+
+
+@dataclass
+class _Claim:
+    """A booking's hold on the assignment document: every write goes through its ETag."""
+
+    store: DocumentStore
+    doc: Document
+
+    @property
+    def token(self) -> int:
+        return int(self.doc.body["token"])
+
+    async def write(self, body: dict[str, Any]) -> None:
+        """ConcurrencyConflict when the claim was taken over meanwhile."""
+        self.doc = await self.store.replace(self.doc.id, body, etag=self.doc.etag)
+
+    async def intend(self, drone: str) -> None:
+        if self.doc.body.get("intent") != drone:
+            await self.write({**self.doc.body, "intent": drone})
 
 
 async def assign(
@@ -100,21 +160,28 @@ async def assign(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """The delivery's assignment: the existing one if this request is not newer, else a
-    (re)planned one. Raises AssignmentCancelled for a cancelled delivery."""
+    (re)planned one. Raises AssignmentCancelled for a cancelled delivery, Superseded when a
+    newer request holds it, BookingInProgress while another call books it, Unplannable when
+    no drone could ever carry it."""
     now = now or datetime.now(UTC)
     requested_at = request.requestedAt or now
+    trip = _trip(request, requested_at, now)
+    version = request.version or 0
+    asked = request.model_dump(mode="json")
     delivery_id = request.deliveryId
-    # One booking per delivery at a time: the assignment document is claimed first (its
-    # ETag decides between concurrent calls, e.g. a caller's retry after a timeout while
-    # the first call still runs); the others answer "in progress" and ask again.
-    taking_over = False  # only a dead booker can have left a window behind
     for attempt in range(MAX_CONFLICTS):
         # A claim is tried first, the assignment read only if there is one: a delivery
         # seen for the first time (nearly all) costs one call here.
         existing = None if attempt == 0 else await assignments.get(delivery_id)
         if existing is None:
+            new = {"deliveryId": delivery_id, "ownerId": request.ownerId}
             try:
-                claim = await assignments.create(delivery_id, _claim({}, now))
+                claim = _Claim(
+                    assignments,
+                    await assignments.create(
+                        delivery_id, _claim_of(new, now, version=version, request=asked)
+                    ),
+                )
                 break
             except DocumentExists:
                 continue
@@ -124,43 +191,60 @@ async def assign(
         if body["status"] == BOOKING:
             if now - datetime.fromisoformat(body["claimedAt"]) < CLAIM_STALE_AFTER:
                 raise BookingInProgress(delivery_id)
-            try:  # the booker died: take over (its window, if any, is found again below)
-                claim = await assignments.replace(
-                    delivery_id, _claim(body, now), etag=existing.etag
-                )
-                taking_over = True
-                break
-            except ConcurrencyConflict:
-                continue
-        known_at = datetime.fromisoformat(body["window"]["requestedAt"])
-        same_request = body["request"] == request.model_dump(mode="json")
-        if same_request or (request.requestedAt is not None and requested_at <= known_at):
+            if _version(body) > version:
+                raise Superseded(delivery_id)  # its own message will come back for it
+        elif _not_newer(body, asked, version, request.requestedAt):
             return body  # a repeat, or an older request arriving late
-        try:  # a newer request (reschedule): claim, then free the old window
-            claim = await assignments.replace(delivery_id, _claim(body, now), etag=existing.etag)
+        try:
+            claim = _Claim(
+                assignments,
+                await assignments.replace(
+                    delivery_id,
+                    _claim_of(body, now, version=version, request=asked),
+                    etag=existing.etag,
+                ),
+            )
         except ConcurrencyConflict:
             continue
-        await _remove_window(drones=drones, drone=body["droneId"], delivery_id=delivery_id, now=now)
+        # Whatever an earlier booking left: fenced if it may still be running.
+        await _clear(drones, body, claim.token, now, fence=body["status"] == BOOKING)
         break
     else:
         raise ConcurrencyConflict(delivery_id)
 
-    drone, window = await _reserve(
-        drones=drones, trip=_trip(request, requested_at), now=now, recovering=taking_over
-    )
-    booked = _assignment_body(request, drone, window, ASSIGNED)
+    drone, window = await _reserve(drones=drones, trip=trip, now=now, claim=claim)
+    booked = {
+        **claim.doc.body,
+        "status": ASSIGNED,
+        "droneId": drone,
+        "month": window.departure.strftime("%Y-%m"),
+        "window": window.to_json(),
+        "intent": None,
+    }
     try:
-        await assignments.replace(delivery_id, booked, etag=claim.etag)
+        await claim.write(booked)
     except ConcurrencyConflict:
-        # Our claim went stale and was taken over; the taker found our window and owns it.
-        current = await assignments.get(delivery_id)
-        assert current is not None
-        return current.body
+        # Taken over (or cancelled) after our window was written: the taker has cleared it.
+        raise BookingInProgress(delivery_id) from None
     return booked
 
 
-def _claim(body: dict[str, Any], now: datetime) -> dict[str, Any]:
-    return {**body, "status": BOOKING, "claimedAt": now.isoformat()}
+def _not_newer(
+    body: dict[str, Any], asked: dict[str, Any], version: int, requested_at: datetime | None
+) -> bool:
+    """Whether the booked assignment already answers this request: the same request, or a
+    newer one booked since. By version; a side from before versions, by `requestedAt`."""
+    if body["request"] == asked:
+        return True
+    known = _version(body)
+    if version and known:
+        return version <= known
+    window = body.get("window")
+    return (
+        requested_at is not None
+        and window is not None
+        and requested_at <= datetime.fromisoformat(window["requestedAt"])
+    )
 
 
 async def _fleet(drones: DocumentStore) -> dict[str, tuple[Drone, str]]:
@@ -198,76 +282,105 @@ def _booking_turn() -> asyncio.Lock:
 
 
 async def _reserve(
-    *, drones: DocumentStore, trip: TripRequest, now: datetime, recovering: bool
+    *, drones: DocumentStore, trip: TripRequest, now: datetime, claim: _Claim
 ) -> tuple[str, Window]:
     async with _booking_turn():
-        return await _reserve_in_turn(drones=drones, trip=trip, now=now, recovering=recovering)
-
-
-async def _reserve_in_turn(
-    *, drones: DocumentStore, trip: TripRequest, now: datetime, recovering: bool
-) -> tuple[str, Window]:
-    for _ in range(MAX_CONFLICTS):
-        fleet = await _fleet(drones)
-        # After a crash the window may already be on a drone: take it, do not book twice.
-        for drone, etag in fleet.values() if recovering else ():
-            held = drone.window_for(trip.delivery_id)
-            if held is None:
-                continue
-            if held.requested_at == trip.requested_at:
-                return drone.id, held
-            # A window from an older request: drop it, then plan afresh (a conflict means
-            # someone else changed the drone; the next round sees it).
-            with contextlib.suppress(ConcurrencyConflict):
-                await _save(drones, drone.without(trip.delivery_id, now), etag=etag)
-            break
-        else:
-            drone, window = best_drone([d for d, _ in fleet.values()], trip, now, _rng)
+        for _ in range(MAX_CONFLICTS):
+            fleet = await _fleet(drones)
+            try:
+                drone, window = best_drone([d for d, _ in fleet.values()], trip, now, _rng)
+            except OverflowError as e:  # times beyond what a date can hold
+                raise Unplannable("pickupTime", f"no schedule can hold this trip: {e}") from e
+            try:
+                await claim.intend(drone.id)
+            except ConcurrencyConflict:
+                raise BookingInProgress(trip.delivery_id) from None  # taken over
+            if drone.fenced_out(trip.delivery_id, claim.token):
+                raise BookingInProgress(trip.delivery_id)
             try:
                 await _save(drones, drone.with_window(window, now), etag=fleet[drone.id][1])
                 return drone.id, window
             except ConcurrencyConflict:
-                continue  # someone booked this drone meanwhile: look again
+                continue  # someone booked this drone (or fenced it) meanwhile: look again
     raise ConcurrencyConflict(f"no drone could be reserved for {trip.delivery_id}")
 
 
-async def _remove_window(
-    *, drones: DocumentStore, drone: str, delivery_id: str, now: datetime
+async def _clear(
+    drones: DocumentStore, body: dict[str, Any], token: int, now: datetime, *, fence: bool
 ) -> None:
+    """Take the delivery off every drone an earlier booking of it may have written to: the
+    one it was booked on, and the one its claim named. With `fence`, also close those
+    drones to bookers with a token below `token` (the earlier booking may still be running).
+    """
+    delivery_id = str(body.get("deliveryId") or "")
+    named = {body.get("droneId"), body.get("intent")} - {None, ""}
+    for drone in sorted(str(d) for d in named):
+        await _update_drone(
+            drones,
+            drone,
+            lambda d: (
+                d.fenced(delivery_id, token, now)
+                if fence
+                else (d.without(delivery_id, now) if d.window_for(delivery_id) else None)
+            ),
+        )
+
+
+async def _update_drone(drones: DocumentStore, drone: str, change: Any) -> None:
     for _ in range(MAX_CONFLICTS):
         doc = await drones.get(drone)
         if doc is None:
             return
-        current = Drone.from_json(doc.body)
-        if current.window_for(delivery_id) is None:
+        changed = change(Drone.from_json(doc.body))
+        if changed is None:
             return
         try:
-            await _save(drones, current.without(delivery_id, now), etag=doc.etag)
+            await _save(drones, changed, etag=doc.etag)
             return
         except ConcurrencyConflict:
             continue
-    raise ConcurrencyConflict(f"could not free drone {drone}")
+    raise ConcurrencyConflict(f"could not change drone {drone}")
 
 
-async def cancel(*, drones: DocumentStore, assignments: DocumentStore, delivery_id: str) -> bool:
-    """Free the drone and mark the assignment cancelled; False if it never existed."""
+async def cancel(
+    *,
+    drones: DocumentStore,
+    assignments: DocumentStore,
+    delivery_id: str,
+    version: int | None = None,
+) -> bool:
+    """Cancel the delivery: free its drone and keep it cancelled, so that no request for it,
+    late or repeated, books it again. Final, and it does not wait for a booking in progress:
+    it takes the claim over and fences that booking out. A cancel for a delivery never seen
+    leaves the cancelled assignment behind (the cancel can be processed first); False then.
+    """
     now = datetime.now(UTC)
     for _ in range(MAX_CONFLICTS):
         doc = await assignments.get(delivery_id)
         if doc is None:
-            return False
-        if doc.body["status"] == CANCELLED:
+            tombstone = {"deliveryId": delivery_id, "status": CANCELLED, "token": 1}
+            if version is not None:
+                tombstone["version"] = version
+            try:
+                await assignments.create(delivery_id, tombstone)
+                return False
+            except DocumentExists:
+                continue
+        body = doc.body
+        token = int(body.get("token") or 0) + 1
+        if body["status"] == CANCELLED:
+            # Already final; a crash may have left its window behind: make sure it is gone.
+            await _clear(drones, body, token, now, fence=False)
             return True
-        if doc.body["status"] == BOOKING:
-            raise BookingInProgress(delivery_id)
-        await _remove_window(
-            drones=drones, drone=doc.body["droneId"], delivery_id=delivery_id, now=now
-        )
+        cancelled = {**body, "status": CANCELLED, "token": token, "cancelledAt": now.isoformat()}
+        if version is not None:
+            cancelled["version"] = max(version, _version(body))
         try:
-            await assignments.replace(delivery_id, {**doc.body, "status": CANCELLED}, etag=doc.etag)
-            return True
+            await assignments.replace(delivery_id, cancelled, etag=doc.etag)
         except ConcurrencyConflict:
             continue
+        await _clear(drones, body, token, now, fence=body["status"] == BOOKING)
+        return True
     raise ConcurrencyConflict(delivery_id)
 
 
@@ -285,6 +398,7 @@ def view(body: dict[str, Any]) -> dict[str, Any]:
         "traveledMiles": round(w.miles, 3),
         "assignedHours": round(w.hours, 4),
         "request": body["request"],
+        "version": body.get("version") or None,
     }
 
 

@@ -5,8 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Path, Response, status
 
-from chassis.auth import Caller, WriterDep, auth_lifespan
-from chassis.documents import DocumentStore
+from chassis.auth import WriterDep, auth_lifespan
 from chassis.problems import problem_responses
 from contracts.vocabulary import ResourceId
 from ingestion import service
@@ -41,23 +40,18 @@ IdempotencyKey = Annotated[
 
 
 def _queue_unavailable(exc: Exception) -> HTTPException:
-    # Nothing was accepted, so the client can safely retry; say when.
+    # Not acknowledged: the client retries (every operation is idempotent); say when.
     log.warning("could not accept the request: %s", exc)
     return HTTPException(
         status.HTTP_503_SERVICE_UNAVAILABLE,
-        "the request could not be queued; nothing was accepted, retry later",
+        "the request could not be queued and was not acknowledged; retry it later",
         headers={"Retry-After": "1"},
     )
 
 
-async def _check_known(store: DocumentStore, caller: Caller, delivery_id: str) -> None:
-    """404 for an id this service never issued, and for another owner's (not told apart)."""
-    try:
-        owner = await service.owner_of(store=store, delivery_id=delivery_id)
-    except service.UnknownDelivery:
-        owner = None
-    if owner is None or not caller.owns(owner):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no delivery request {delivery_id!r}")
+def _unknown(delivery_id: str) -> HTTPException:
+    # An id this service never issued, and another owner's, are not told apart.
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"no delivery request {delivery_id!r}")
 
 
 @router.post(
@@ -101,7 +95,7 @@ async def create_delivery_request(
     "/{deliveryId}",
     response_model=AcceptedReschedule,
     response_model_exclude_unset=True,
-    responses=problem_responses(400, 404, 503),
+    responses=problem_responses(400, 404, 409, 503),
 )
 async def reschedule_delivery_request(
     deliveryId: DeliveryId,
@@ -116,11 +110,22 @@ async def reschedule_delivery_request(
             status.HTTP_400_BAD_REQUEST,
             "nothing to reschedule: give pickupLocation, dropOffLocation, pickupTime or deadline",
         )
-    await _check_known(store, caller, deliveryId)
     try:
         await service.accept_reschedule(
-            queue=queue, target=target, delivery_id=deliveryId, request=request
+            queue=queue,
+            store=store,
+            target=target,
+            delivery_id=deliveryId,
+            request=request,
+            owns=caller.owns,
         )
+    except service.UnknownDelivery as e:
+        raise _unknown(deliveryId) from e
+    except service.DeliveryCancelled as e:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"delivery {deliveryId!r} was cancelled: nothing to reschedule",
+        ) from e
     except Exception as e:
         raise _queue_unavailable(e) from e
     log.info("reschedule accepted", extra={"deliveryId": deliveryId})
@@ -139,9 +144,12 @@ async def cancel_delivery_request(
     target: QueueTargetDep,
     caller: WriterDep,
 ) -> Response:
-    await _check_known(store, caller, deliveryId)
     try:
-        await service.accept_cancel(queue=queue, target=target, delivery_id=deliveryId)
+        await service.accept_cancel(
+            queue=queue, store=store, target=target, delivery_id=deliveryId, owns=caller.owns
+        )
+    except service.UnknownDelivery as e:
+        raise _unknown(deliveryId) from e
     except Exception as e:
         raise _queue_unavailable(e) from e
     log.info("cancel accepted", extra={"deliveryId": deliveryId})

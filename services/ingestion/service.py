@@ -2,7 +2,9 @@
 
 Ingestion keeps a record of each delivery request it accepted (its own store): so that a
 POST retried with the same Idempotency-Key answers the same delivery instead of creating a
-second one, and so that a reschedule or cancel of an id it never issued is a 404 at once.
+second one, so that a reschedule or cancel of an id it never issued is a 404 at once, and
+to number each delivery's operations (see contracts/messages.py): the record holds the
+request as it now stands and its version.
 """
 
 from __future__ import annotations
@@ -11,19 +13,16 @@ import hashlib
 import json
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from chassis import telemetry
-from chassis.documents import Collection, DocumentExists, DocumentStore
+from chassis.documents import Collection, ConcurrencyConflict, DocumentExists, DocumentStore
 from chassis.logs import bind_log_fields
 from chassis.queue import MessageQueue, OutgoingMessage
 from chassis.telemetry import MessagingTarget
-from contracts.messages import (
-    CancelRequested,
-    DeliveryRequested,
-    Operation,
-    RescheduleRequested,
-)
+from contracts.messages import MESSAGE_TYPES, DeliveryRequested, Operation
 from ingestion.metrics import ENQUEUE_SECONDS
 from ingestion.schemas import DeliveryRequest, RescheduleRequest
 
@@ -134,6 +133,21 @@ async def _recorded_message(store: DocumentStore, delivery_id: str, fingerprint:
     return message
 
 
+class DeliveryCancelled(Exception):
+    """The delivery was cancelled: there is nothing left to reschedule."""
+
+
+MAX_CONFLICTS = 20
+
+
+def _standing(record: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """The delivery request as it stands, and its version. Records written before versions
+    were kept hold only the first message: that is version 1."""
+    if "request" in record:
+        return int(record["version"]), dict(record["request"])
+    return 1, json.loads(record["message"])
+
+
 async def owner_of(*, store: DocumentStore, delivery_id: str) -> str:
     """The owner of an accepted delivery request; UnknownDelivery if there is none."""
     doc = await store.get(delivery_id)
@@ -146,33 +160,99 @@ async def owner_of(*, store: DocumentStore, delivery_id: str) -> str:
 async def accept_reschedule(
     *,
     queue: MessageQueue,
+    store: DocumentStore,
     target: MessagingTarget,
     delivery_id: str,
     request: RescheduleRequest,
+    owns: Callable[[str], bool],
 ) -> None:
-    message = RescheduleRequested(
-        deliveryId=delivery_id,
-        requestedAt=datetime.now(UTC),
-        **request.model_dump(exclude_unset=True),
-    )
-    await _send(
+    """Queue the delivery request with the changes merged in, as its next version.
+    DeliveryCancelled once it was cancelled; UnknownDelivery for an id never issued (or
+    another owner's)."""
+    # A field sent as null is not changed (as Java clients of the original send them).
+    changes = {k: v for k, v in request.model_dump(mode="json").items() if v is not None}
+    await _accept_change(
         queue=queue,
+        store=store,
         target=target,
         delivery_id=delivery_id,
-        message_id=str(uuid.uuid4()),
         operation=Operation.RESCHEDULE,
-        body=message.model_dump_json(exclude_unset=True),
+        changes=changes,
+        owns=owns,
     )
 
 
-async def accept_cancel(*, queue: MessageQueue, target: MessagingTarget, delivery_id: str) -> None:
-    message = CancelRequested(deliveryId=delivery_id, requestedAt=datetime.now(UTC))
+async def accept_cancel(
+    *,
+    queue: MessageQueue,
+    store: DocumentStore,
+    target: MessagingTarget,
+    delivery_id: str,
+    owns: Callable[[str], bool],
+) -> None:
+    """Queue the cancel as the delivery's last version; a repeated cancel sends that same
+    message again (the first send may have failed after the record was written)."""
+    await _accept_change(
+        queue=queue,
+        store=store,
+        target=target,
+        delivery_id=delivery_id,
+        operation=Operation.CANCEL,
+        changes={},
+        owns=owns,
+    )
+
+
+async def _accept_change(
+    *,
+    queue: MessageQueue,
+    store: DocumentStore,
+    target: MessagingTarget,
+    delivery_id: str,
+    operation: Operation,
+    changes: dict[str, Any],
+    owns: Callable[[str], bool],
+) -> None:
+    """Number the operation in the delivery's record, then send it.
+
+    The record is written first, with its ETag: two replicas changing one delivery at once
+    cannot both take the same version, and the later one merges onto the earlier one's
+    changes. If the send then fails the client is told to retry (503); the record keeps the
+    change, so the retry (or any later operation) sends it: every operation is idempotent.
+    """
+    for _ in range(MAX_CONFLICTS):
+        doc = await store.get(delivery_id)
+        if doc is None or not owns(doc.body["ownerId"]):
+            raise UnknownDelivery(delivery_id)
+        version, standing = _standing(doc.body)
+        if doc.body.get("cancelled"):
+            if operation is not Operation.CANCEL:
+                raise DeliveryCancelled(delivery_id)
+            message = MESSAGE_TYPES[operation].model_validate(standing)
+            break
+        message = MESSAGE_TYPES[operation].model_validate(
+            {**standing, **changes, "requestedAt": datetime.now(UTC), "version": version + 1}
+        )
+        record = {
+            **doc.body,
+            "version": message.version,
+            "request": message.model_dump(mode="json"),
+            "cancelled": operation is Operation.CANCEL,
+        }
+        try:
+            await store.replace(delivery_id, record, etag=doc.etag)
+            break
+        except ConcurrencyConflict:
+            continue
+    else:
+        raise ConcurrencyConflict(delivery_id)
     await _send(
         queue=queue,
         target=target,
         delivery_id=delivery_id,
-        message_id=str(uuid.uuid4()),
-        operation=Operation.CANCEL,
+        # One id per version: the queue's duplicate detection sees a resend as the same.
+        message_id=f"{delivery_id}.v{message.version}",
+        operation=operation,
         body=message.model_dump_json(),
     )
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
 from contracts.vocabulary import ResourceId
 from package import service
@@ -37,19 +37,27 @@ async def put_package(
     created = await service.upsert(store=store, package_id=packageId, data=data)
     if not created:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
-    return Package(id=packageId, **data.model_dump())
+    return Package(id=packageId, **data.model_dump(exclude={"requestedAt"}))
+
+
+OwnerId = Annotated[
+    str | None,
+    Query(min_length=1, max_length=128, description="whose package: ids are per owner"),
+]
 
 
 @router.get("/{packageId}", response_model=Package)
-async def get_package(packageId: PackageId, store: StoreDep) -> Package:
-    package = await service.get(store=store, package_id=packageId)
+async def get_package(packageId: PackageId, store: StoreDep, ownerId: OwnerId = None) -> Package:
+    package = await service.get(store=store, package_id=packageId, owner_id=ownerId)
     if package is None:
         raise _not_found(packageId)
     return package
 
 
 @router.patch("/{packageId}", status_code=status.HTTP_204_NO_CONTENT)
-async def patch_package(packageId: PackageId, data: PackagePatch, store: StoreDep) -> Response:
-    if not await service.patch(store=store, package_id=packageId, data=data):
+async def patch_package(
+    packageId: PackageId, data: PackagePatch, store: StoreDep, ownerId: OwnerId = None
+) -> Response:
+    if not await service.patch(store=store, package_id=packageId, owner_id=ownerId, data=data):
         raise _not_found(packageId)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from contracts.vocabulary import PackageSize, Weight
+from contracts.vocabulary import IsoDateTime, PackageSize, Weight
 
 
 class PackageUpsert(BaseModel):
@@ -10,6 +10,8 @@ class PackageUpsert(BaseModel):
     weight: Weight
     tag: str = Field("", max_length=256)
     ownerId: str | None = Field(None, min_length=1, max_length=128)
+    # When ingestion accepted the request that sent it: an older write changes nothing.
+    requestedAt: IsoDateTime | None = None
 
 
 class PackagePatch(BaseModel):

@@ -21,8 +21,6 @@ class Settings(ServiceSettings):
     queue_hold_seconds: float = Field(60.0, ge=0, le=3600)
     # Liveness fails when the consumer loop has made no progress for this long.
     liveness_stall_seconds: float = Field(120.0, gt=0)
-    # A reschedule or cancel for a delivery not (yet) known is retried this long.
-    unknown_delivery_grace_seconds: float = Field(120.0, gt=0)
     # Free-text addresses are placed within this area (see workflow/locations.py).
     service_area_latitude: float = Field(47.6062, ge=-90, le=90)
     service_area_longitude: float = Field(-122.3321, ge=-180, le=180)

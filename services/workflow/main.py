@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 settings.service_area_longitude,
                 settings.service_area_radius_miles,
             ),
-            settings.unknown_delivery_grace_seconds,
+            max_deliveries=settings.queue_max_delivery_count,
         )
         consumer = Consumer(
             queue,

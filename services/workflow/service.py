@@ -2,34 +2,44 @@
 
 A message is completed when its effect is in place, retried later when something was
 transiently unavailable, and dead-lettered with a reason when it can never succeed (a
-delivery that can never be scheduled is also marked Failed, and its drone released). Every
-call it makes is idempotent (keyed by delivery id and ordered by `requestedAt`), so a
-message delivered twice has its effect once.
+delivery that can never be scheduled is also marked Failed, and its drone released).
+
+Every message is the whole delivery request at a version (contracts/messages.py), and every
+call carries that version: each service applies a version only over an older one. So a
+message processed twice, late, or before an earlier one leaves every service at the latest
+version, and no message waits for another: a cancel processed before its delivery's first
+message leaves the delivery cancelled, and that message then books nothing.
+
+Only internal routes are called: none needs a caller's token, whether or not the public
+API requires one.
+
+A downstream's 5xx other than "unavailable" (502, 503, 504) is not transient: the same
+request would likely fail the same way. It is tried again later without holding the
+message (and without counting against the downstream's circuit), and at the message's last
+delivery the delivery is marked Failed with the answer as its reason.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
 from chassis import telemetry
-from chassis.http import DownstreamRejected, DownstreamUnavailable, ServiceClient
+from chassis.http import (
+    DownstreamAnswered,
+    DownstreamFailed,
+    DownstreamRejected,
+    DownstreamUnavailable,
+    Reply,
+    ServiceClient,
+)
 from chassis.logs import bind_log_fields
 from chassis.queue import ReceivedMessage
-from contracts.messages import (
-    MESSAGE_TYPES,
-    CancelRequested,
-    DeliveryRequested,
-    Operation,
-    RescheduleRequested,
-)
-from contracts.vocabulary import ConfirmationType
+from contracts.messages import MESSAGE_TYPES, DeliveryRequested, Operation
 from workflow.locations import ServiceArea, resolve
 
 log = logging.getLogger(__name__)
@@ -47,8 +57,8 @@ class Complete:
 class RetryLater:
     reason: str
     delay_seconds: float
-    # Worth trying again while holding the message (a downstream outage); False when it
-    # waits for another message to go first, which holding would only delay.
+    # Worth trying again while holding the message (a downstream outage); False when the
+    # failure is likely to repeat, where holding would only keep others waiting.
     hold: bool = True
 
 
@@ -72,21 +82,23 @@ class Downstreams:
             await client.aclose()
 
 
-class NotYetKnown(Exception):
-    """The delivery this message is about has not been scheduled (yet)."""
-
-
 def retry_delay(delivery_count: int) -> float:
     return float(min(2 ** max(delivery_count - 1, 0), 30))
 
 
+@dataclass(frozen=True)
+class Places:
+    pickup: Point
+    dropoff: Point
+
+
 class DeliveryWorkflow:
     def __init__(
-        self, downstreams: Downstreams, area: ServiceArea, unknown_delivery_grace: float
+        self, downstreams: Downstreams, area: ServiceArea, *, max_deliveries: int = 10
     ) -> None:
         self._d = downstreams
         self._area = area
-        self._grace = unknown_delivery_grace
+        self._max_deliveries = max_deliveries
 
     async def handle(self, message: ReceivedMessage) -> Outcome:
         try:
@@ -101,31 +113,36 @@ class DeliveryWorkflow:
         except (ValueError, ValidationError, RecursionError) as e:
             return DeadLetter("UndecodableBody", str(e)[:1000])
         # Every log line and span from here on names the delivery.
-        delivery_id: str = getattr(request, "deliveryId", "")  # every message type has one
-        bind_log_fields(deliveryId=delivery_id)
-        telemetry.annotate(**{"delivery.id": delivery_id, "delivery.operation": operation.value})
+        bind_log_fields(deliveryId=request.deliveryId)
+        telemetry.annotate(
+            **{"delivery.id": request.deliveryId, "delivery.operation": operation.value}
+        )
+        places = Places(
+            resolve(request.pickupLocation, self._area),
+            resolve(request.dropOffLocation, self._area),
+        )
         try:
-            if isinstance(request, DeliveryRequested):
-                return await self.schedule(request)
-            if isinstance(request, RescheduleRequested):
-                return await self.reschedule(request)
-            assert isinstance(request, CancelRequested)
-            return await self.cancel(request)
+            if operation is Operation.CANCEL:
+                return await self.cancel(request, places)
+            return await self.schedule(
+                request, places, rescheduled=operation is Operation.RESCHEDULE
+            )
         except DownstreamUnavailable as e:
             return RetryLater(str(e), retry_delay(message.delivery_count))
-        except NotYetKnown as e:
-            if time.time() - message.enqueued_at > self._grace:
-                return DeadLetter("UnknownDelivery", f"no delivery {e} after {self._grace:.0f} s")
-            return RetryLater(
-                f"delivery {e} not scheduled yet", retry_delay(message.delivery_count), hold=False
-            )
+        except DownstreamFailed as e:
+            if message.delivery_count < self._max_deliveries:
+                return RetryLater(str(e)[:1000], retry_delay(message.delivery_count), hold=False)
+            if operation is Operation.CANCEL:
+                return DeadLetter("Failed", str(e)[:1000])
+            return await self._give_up(request, places, "it failed every time", e)
         except DownstreamRejected as e:
             return DeadLetter("Rejected", str(e)[:1000])
 
-    async def schedule(self, r: DeliveryRequested) -> Outcome:
-        pickup = resolve(r.pickupLocation, self._area)
-        dropoff = resolve(r.dropOffLocation, self._area)
+    async def schedule(
+        self, r: DeliveryRequested, places: Places, *, rescheduled: bool = False
+    ) -> Outcome:
         package = r.packageInfo
+        requested_at = r.requestedAt.isoformat()
         await _expect(
             await self._d.package.request(
                 "PUT",
@@ -135,41 +152,44 @@ class DeliveryWorkflow:
                     "weight": package.weight,
                     "tag": package.tag,
                     "ownerId": r.ownerId,
+                    "requestedAt": requested_at,
                 },
             ),
             self._d.package,
             201,
             204,
         )
-        requested_at = r.requestedAt.isoformat()
         assigned = await self._d.dronescheduler.request(
             "PUT",
             f"/api/dronedeliveries/{r.deliveryId}",
             json={
                 "deliveryId": r.deliveryId,
                 "ownerId": r.ownerId,
-                "pickup": pickup,
-                "dropoff": dropoff,
+                "pickup": places.pickup,
+                "dropoff": places.dropoff,
                 "pickupTime": r.pickupTime.isoformat(),
                 "packageDetail": {"id": package.packageId, "size": package.size.value},
                 "expedited": r.expedited,
                 "requestedAt": requested_at,
+                "version": r.version,
             },
         )
         if assigned.status_code == 409:
-            return Complete("cancelled before it was scheduled")
+            return Complete("cancelled, or a newer request holds it")
         try:
             plan = (await _expect(assigned, self._d.dronescheduler, 200)).json()
         except DownstreamRejected as e:
-            return await self._give_up(r, pickup, dropoff, "no drone could be assigned", e)
+            return await self._give_up(r, places, "no drone could be assigned", e)
+        if (plan.get("version") or 0) > r.version:
+            return Complete("a newer request was booked")
         saved = await self._d.delivery.request(
             "PUT",
             f"/api/deliveries/{r.deliveryId}",
             json={
                 "id": r.deliveryId,
                 "owner": {"userId": r.ownerId, "accountId": r.ownerId},
-                "pickup": pickup,
-                "dropoff": dropoff,
+                "pickup": places.pickup,
+                "dropoff": places.dropoff,
                 "deadline": r.deadline,
                 "expedited": r.expedited,
                 "confirmationRequired": r.confirmationRequired.value,
@@ -179,27 +199,25 @@ class DeliveryWorkflow:
                 "pickupETA": plan["pickupETA"],
                 "deliveryETA": plan["deliveryETA"],
                 "requestedAt": requested_at,
+                "version": r.version,
+                "rescheduled": rescheduled,
             },
         )
         if saved.status_code == 409:
-            await self._release_drone(r.deliveryId)
+            await self._release_drone(r)
             return Complete("cancelled or failed while being scheduled")
         try:
             await _expect(saved, self._d.delivery, 201, 204)
         except DownstreamRejected as e:
-            return await self._give_up(r, pickup, dropoff, "it could not be recorded", e)
+            return await self._give_up(r, places, "it could not be recorded", e)
         log.info(
-            "delivery scheduled", extra={"deliveryId": r.deliveryId, "droneId": plan["droneId"]}
+            "delivery scheduled",
+            extra={"deliveryId": r.deliveryId, "droneId": plan["droneId"], "version": r.version},
         )
         return Complete()
 
     async def _give_up(
-        self,
-        r: DeliveryRequested,
-        pickup: Point,
-        dropoff: Point,
-        what: str,
-        rejected: DownstreamRejected,
+        self, r: DeliveryRequested, places: Places, what: str, rejected: DownstreamAnswered
     ) -> Outcome:
         """It can never be scheduled: say why on the delivery, free its drone, and keep the
         message as evidence."""
@@ -209,123 +227,59 @@ class DeliveryWorkflow:
         # where after the release the scheduler would answer "cancelled" and the failure
         # would never be recorded.
         try:
-            await self.mark_failed(
-                r.deliveryId,
-                r.ownerId,
-                reason,
-                pickup=pickup,
-                dropoff=dropoff,
-                deadline=r.deadline,
-                expedited=r.expedited,
-                confirmation_required=r.confirmationRequired,
-                requested_at=r.requestedAt,
-            )
+            await self.mark_failed(r, places, reason)
         except DownstreamRejected as e:
             evidence = f"{evidence}; and the failure could not be recorded: {e}"
-        await self._release_drone(r.deliveryId)
+        await self._release_drone(r)
         log.warning("delivery failed: %s", reason, extra={"deliveryId": r.deliveryId})
         return DeadLetter("Rejected", evidence[:1000])
 
-    async def mark_failed(
-        self,
-        delivery_id: str,
-        owner_id: str,
-        reason: str,
-        *,
-        pickup: Point,
-        dropoff: Point,
-        deadline: str = "",
-        expedited: bool = False,
-        confirmation_required: ConfirmationType = ConfirmationType.NONE,
-        requested_at: datetime | None = None,
-    ) -> None:
+    async def mark_failed(self, r: DeliveryRequested, places: Places, reason: str) -> None:
         """Record on the delivery that it can never be scheduled, and why. Idempotent; a
         cancelled delivery stays cancelled. DownstreamUnavailable while the delivery service
         is out (try again later), DownstreamRejected if it refuses."""
         recorded = await self._d.delivery.request(
             "PUT",
-            f"/api/deliveries/{delivery_id}/failure",
-            json={
-                "ownerId": owner_id,
-                "reason": reason[:MAX_REASON],
-                "pickup": pickup,
-                "dropoff": dropoff,
-                "deadline": deadline,
-                "expedited": expedited,
-                "confirmationRequired": confirmation_required.value,
-                "requestedAt": None if requested_at is None else requested_at.isoformat(),
-            },
+            f"/api/deliveries/{r.deliveryId}/failure",
+            json={**_unscheduled(r, places), "reason": reason[:MAX_REASON]},
         )
         await _expect(recorded, self._d.delivery, 201, 204, 409)
 
-    async def reschedule(self, r: RescheduleRequested) -> Outcome:
-        current = await self._d.dronescheduler.request(
-            "GET", f"/api/dronedeliveries/{r.deliveryId}"
+    async def cancel(self, r: DeliveryRequested, places: Places) -> Outcome:
+        """Free the drone, then record the cancellation: both final, both whether or not the
+        delivery was ever scheduled (its first message may not have been processed yet)."""
+        await self._release_drone(r)
+        recorded = await self._d.delivery.request(
+            "PUT", f"/api/deliveries/{r.deliveryId}/cancellation", json=_unscheduled(r, places)
         )
-        if current.status_code == 404:
-            raise NotYetKnown(r.deliveryId)
-        assignment = (await _expect(current, self._d.dronescheduler, 200)).json()
-        if assignment["status"] == "Cancelled":
-            return Complete("cancelled; nothing to reschedule")
-        trip: dict[str, Any] = dict(assignment["request"])
-        changes: dict[str, Any] = {}
-        if r.pickupLocation is not None:
-            trip["pickup"] = changes["pickup"] = resolve(r.pickupLocation, self._area)
-        if r.dropOffLocation is not None:
-            trip["dropoff"] = changes["dropoff"] = resolve(r.dropOffLocation, self._area)
-        if r.pickupTime is not None:
-            trip["pickupTime"] = r.pickupTime.isoformat()
-        if r.deadline is not None:
-            changes["deadline"] = r.deadline
-        trip["requestedAt"] = r.requestedAt.isoformat()
-        replanned = await self._d.dronescheduler.request(
-            "PUT", f"/api/dronedeliveries/{r.deliveryId}", json=trip
-        )
-        if replanned.status_code == 409:
-            return Complete("cancelled; nothing to reschedule")
-        plan = (await _expect(replanned, self._d.dronescheduler, 200)).json()
-        patched = await self._d.delivery.request(
-            "PATCH",
-            f"/api/deliveries/{r.deliveryId}",
-            json={
-                **changes,
-                "droneId": plan["droneId"],
-                "departure": plan["departure"],
-                "pickupETA": plan["pickupETA"],
-                "deliveryETA": plan["deliveryETA"],
-                "requestedAt": trip["requestedAt"],
-            },
-        )
-        if patched.status_code == 404:
-            raise NotYetKnown(r.deliveryId)
-        if patched.status_code == 409:
-            return Complete("cancelled; nothing to reschedule")
-        await _expect(patched, self._d.delivery, 204)
-        log.info("delivery rescheduled", extra={"deliveryId": r.deliveryId})
-        return Complete()
-
-    async def cancel(self, r: CancelRequested) -> Outcome:
-        known = await self._d.delivery.request("GET", f"/api/deliveries/{r.deliveryId}")
-        if known.status_code == 404:
-            raise NotYetKnown(r.deliveryId)
-        await _expect(known, self._d.delivery, 200)
-        await self._release_drone(r.deliveryId)
-        await _expect(
-            await self._d.delivery.request("DELETE", f"/api/deliveries/{r.deliveryId}"),
-            self._d.delivery,
-            204,
-        )
+        await _expect(recorded, self._d.delivery, 201, 204)
         log.info("delivery cancelled", extra={"deliveryId": r.deliveryId})
         return Complete()
 
-    async def _release_drone(self, delivery_id: str) -> None:
+    async def _release_drone(self, r: DeliveryRequested) -> None:
         released = await self._d.dronescheduler.request(
-            "DELETE", f"/api/dronedeliveries/{delivery_id}"
+            "DELETE",
+            f"/api/dronedeliveries/{r.deliveryId}",
+            params={"version": str(r.version)},
         )
-        await _expect(released, self._d.dronescheduler, 204, 404)
+        await _expect(released, self._d.dronescheduler, 204)
 
 
-def _problem_of(rejected: DownstreamRejected) -> str:
+def _unscheduled(r: DeliveryRequested, places: Places) -> dict[str, Any]:
+    """What the delivery service needs to answer for a delivery that was never scheduled."""
+    return {
+        "ownerId": r.ownerId,
+        "pickup": places.pickup,
+        "dropoff": places.dropoff,
+        "deadline": r.deadline,
+        "expedited": r.expedited,
+        "confirmationRequired": r.confirmationRequired.value,
+        "requestedAt": r.requestedAt.isoformat(),
+        "version": r.version,
+    }
+
+
+def _problem_of(rejected: DownstreamAnswered) -> str:
     """The status and what the service said was wrong (its problem details), in a line."""
     try:
         problem = rejected.response.json()
@@ -343,7 +297,9 @@ def _problem_of(rejected: DownstreamRejected) -> str:
     return f"{rejected.status_code} {said}".strip()
 
 
-async def _expect(response: Any, client: ServiceClient, *statuses: int) -> Any:
-    if response.status_code not in statuses:
-        raise DownstreamRejected(client.service, response)
-    return response
+async def _expect(response: Reply, client: ServiceClient, *statuses: int) -> Reply:
+    if response.status_code in statuses:
+        return response
+    if response.status_code >= 500:
+        raise DownstreamFailed(client.service, response)
+    raise DownstreamRejected(client.service, response)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,7 +29,7 @@ async def stores(tmp_path: Path) -> AsyncIterator[tuple[DocumentStore, DocumentS
     await assignments.close()
 
 
-def request(delivery_id: str) -> DroneDeliveryRequest:
+def request(delivery_id: str, **changes: object) -> DroneDeliveryRequest:
     return DroneDeliveryRequest.model_validate(
         {
             "deliveryId": delivery_id,
@@ -37,6 +38,7 @@ def request(delivery_id: str) -> DroneDeliveryRequest:
             "dropoff": {"latitude": 47.65, "longitude": -122.30},
             "packageDetail": {"id": "p1", "size": "Small"},
             "requestedAt": NOW.isoformat(),
+            **changes,
         }
     )
 
@@ -79,15 +81,16 @@ async def test_a_claim_left_by_a_booker_that_died_is_taken_over(
     assert await windows_of(drones, "d2") == [booked["droneId"]]
 
 
-async def test_a_fresh_claim_is_in_progress_and_cancel_waits_for_it(
+async def test_a_fresh_claim_is_in_progress_but_a_cancel_does_not_wait_for_it(
     stores: tuple[DocumentStore, DocumentStore],
 ) -> None:
     drones, assignments = stores
     await assignments.create("d3", {"status": service.BOOKING, "claimedAt": NOW.isoformat()})
     with pytest.raises(service.BookingInProgress):
         await service.assign(drones=drones, assignments=assignments, request=request("d3"))
-    with pytest.raises(service.BookingInProgress):
-        await service.cancel(drones=drones, assignments=assignments, delivery_id="d3")
+    await service.cancel(drones=drones, assignments=assignments, delivery_id="d3")
+    with pytest.raises(service.AssignmentCancelled):
+        await service.assign(drones=drones, assignments=assignments, request=request("d3"))
 
 
 class CountingConflicts:
@@ -145,3 +148,158 @@ async def test_many_deliveries_at_once_never_double_book_a_drone(
     assert len(booked) == 30
     for doc in booked:
         assert await windows_of(drones, doc.id) == [doc.body["droneId"]]
+
+
+# ------------------------------------------------ a booker that was only paused
+
+
+class Paused:
+    """A store whose next matching write waits until released: a booker frozen (SIGSTOP, a
+    long pause) at that point of its booking."""
+
+    def __init__(self, store: DocumentStore, pause_on: str) -> None:
+        self._store = store
+        self._pause_on = pause_on  # "drone" (the window's write) or "outcome"
+        self.reached = asyncio.Event()
+        self.resume = asyncio.Event()
+        self._armed = True
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    async def replace(self, id: str, body: dict[str, object], *, etag: str) -> object:
+        matches = (self._pause_on == "drone" and "schedule" in body) or (
+            self._pause_on == "outcome" and body.get("status") == service.ASSIGNED
+        )
+        if self._armed and matches:
+            self._armed = False
+            self.reached.set()
+            await self.resume.wait()
+        return await self._store.replace(id, body, etag=etag)
+
+
+def later(seconds: float) -> datetime:
+    return NOW + timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("paused_before", ["drone", "outcome"])
+@pytest.mark.parametrize("overtaken_by", ["a takeover", "a cancel"])
+async def test_a_booker_paused_past_its_claim_never_books_a_second_drone(
+    stores: tuple[DocumentStore, DocumentStore],
+    monkeypatch: pytest.MonkeyPatch,
+    paused_before: str,
+    overtaken_by: str,
+) -> None:
+    drones, assignments = stores
+    monkeypatch.setattr(service, "_booking_turn", asyncio.Lock)  # two replicas: no turns
+    stale = service.CLAIM_STALE_AFTER.total_seconds() + 1
+    if paused_before == "drone":
+        frozen_drones: DocumentStore = Paused(drones, "drone")  # type: ignore[assignment]
+        frozen_assignments, gate = assignments, frozen_drones
+    else:
+        frozen_assignments = Paused(assignments, "outcome")  # type: ignore[assignment]
+        frozen_drones, gate = drones, frozen_assignments
+    frozen = asyncio.create_task(
+        service.assign(
+            drones=frozen_drones, assignments=frozen_assignments, request=request("p1"), now=NOW
+        )
+    )
+    await asyncio.wait_for(gate.reached.wait(), 10)  # type: ignore[attr-defined]
+    if overtaken_by == "a takeover":
+        taken = await service.assign(
+            drones=drones, assignments=assignments, request=request("p1"), now=later(stale)
+        )
+        assert taken["status"] == service.ASSIGNED
+    else:
+        await service.cancel(drones=drones, assignments=assignments, delivery_id="p1")
+    gate.resume.set()  # type: ignore[attr-defined]
+    # It may answer "in progress" or the taker's outcome; what it must not do is book.
+    with contextlib.suppress(service.BookingInProgress):
+        await asyncio.wait_for(frozen, 10)
+
+    doc = await assignments.get("p1")
+    assert doc is not None
+    if overtaken_by == "a takeover":
+        assert doc.body["status"] == service.ASSIGNED
+        assert await windows_of(drones, "p1") == [doc.body["droneId"]]
+    else:
+        assert doc.body["status"] == service.CANCELLED
+        assert await windows_of(drones, "p1") == []
+
+
+# ------------------------------------------------ versions and cancels
+
+
+async def test_only_a_newer_version_is_planned_again(
+    stores: tuple[DocumentStore, DocumentStore],
+) -> None:
+    drones, assignments = stores
+    far = {"latitude": 47.70, "longitude": -122.20}
+    first = await service.assign(
+        drones=drones, assignments=assignments, request=request("v1", version=1)
+    )
+    moved = await service.assign(
+        drones=drones, assignments=assignments, request=request("v1", version=2, dropoff=far)
+    )
+    assert moved["version"] == 2 and moved["request"]["dropoff"]["latitude"] == 47.70
+    late = await service.assign(
+        drones=drones, assignments=assignments, request=request("v1", version=1)
+    )
+    assert late == moved  # the older request, delivered late, changes nothing
+    assert first["request"]["dropoff"]["latitude"] == 47.65
+    assert await windows_of(drones, "v1") == [moved["droneId"]]
+
+
+async def test_a_cancel_that_comes_first_keeps_the_delivery_from_being_booked(
+    stores: tuple[DocumentStore, DocumentStore],
+) -> None:
+    drones, assignments = stores
+    await service.cancel(drones=drones, assignments=assignments, delivery_id="c1", version=2)
+    with pytest.raises(service.AssignmentCancelled):
+        await service.assign(
+            drones=drones, assignments=assignments, request=request("c1", version=1)
+        )
+    assert await windows_of(drones, "c1") == []
+
+
+async def test_a_cancel_repeated_after_a_crash_still_frees_the_drone(
+    stores: tuple[DocumentStore, DocumentStore],
+) -> None:
+    drones, assignments = stores
+    booked = await service.assign(drones=drones, assignments=assignments, request=request("c2"))
+    doc = await assignments.get("c2")
+    assert doc is not None
+    # Crashed after marking it cancelled, before freeing the drone.
+    await assignments.replace("c2", {**doc.body, "status": service.CANCELLED}, etag=doc.etag)
+    assert await windows_of(drones, "c2") == [booked["droneId"]]
+    await service.cancel(drones=drones, assignments=assignments, delivery_id="c2")
+    assert await windows_of(drones, "c2") == []
+
+
+@pytest.mark.parametrize("pickup_time", ["2030-01-01T00:00:00Z", "9999-12-31T23:59:59Z"])
+async def test_a_pickup_beyond_the_planning_horizon_is_unplannable(
+    stores: tuple[DocumentStore, DocumentStore], pickup_time: str
+) -> None:
+    drones, assignments = stores
+    with pytest.raises(service.Unplannable) as refused:
+        await service.assign(
+            drones=drones,
+            assignments=assignments,
+            request=request("u1", pickupTime=pickup_time),
+            now=datetime(2026, 12, 3, tzinfo=UTC),
+        )
+    assert refused.value.field == "pickupTime"
+    assert await assignments.get("u1") is None  # refused before anything was claimed
+
+
+async def test_a_pickup_long_past_is_planned_from_now(
+    stores: tuple[DocumentStore, DocumentStore],
+) -> None:
+    drones, assignments = stores
+    booked = await service.assign(
+        drones=drones,
+        assignments=assignments,
+        request=request("u2", pickupTime="0001-01-01T00:00:00Z"),
+        now=NOW,
+    )
+    assert datetime.fromisoformat(booked["window"]["departure"]) >= NOW

@@ -212,46 +212,50 @@ def test_a_delivery_message_needs_its_id_and_time() -> None:
     assert rejected_fields(DeliveryRequested, body) == {("deliveryId",), ("requestedAt",)}
 
 
-def test_a_reschedule_message_carries_only_what_changed() -> None:
-    message = RescheduleRequested(
-        deliveryId="d-1", requestedAt=REQUESTED_AT, pickupTime="2019-05-09T08:00:00Z"
-    )
-    text = message.model_dump_json(exclude_unset=True)
-    back = RescheduleRequested.model_validate_json(text)
-    assert back.pickupTime == datetime(2019, 5, 9, 8, 0, tzinfo=UTC)
-    assert (back.pickupLocation, back.dropOffLocation, back.deadline) == (None, None, None)
-    assert set(back.model_dump(exclude_unset=True)) == {"deliveryId", "requestedAt", "pickupTime"}
+def message_body(**changes: Any) -> dict[str, Any]:
+    return {**GUIDE_BODY, "deliveryId": "d-1", "requestedAt": REQUESTED_AT.isoformat(), **changes}
 
 
-def test_a_reschedule_message_with_only_an_id_and_time_is_valid() -> None:
-    back = RescheduleRequested.model_validate(
-        {"deliveryId": "d-1", "requestedAt": REQUESTED_AT.isoformat()}
-    )
-    assert back.model_dump(exclude_unset=True) == {"deliveryId": "d-1", "requestedAt": REQUESTED_AT}
+def test_every_message_is_the_whole_request_at_a_version() -> None:
+    # A reschedule or cancel never needs an earlier message: it says all there is.
+    for kind in (RescheduleRequested, CancelRequested):
+        back = kind.model_validate_json(
+            kind.model_validate(message_body(version=3)).model_dump_json()
+        )
+        assert back.version == 3
+        assert back.packageInfo.packageId == "mypackage"
+        assert back.pickupLocation == "my pickup"
+
+
+def test_a_message_without_a_version_is_the_first_one() -> None:
+    assert DeliveryRequested.model_validate(message_body()).version == 1
+
+
+@pytest.mark.parametrize("version", [0, -1, 2**31 + 1, "two", 1.5])
+def test_a_version_is_a_positive_whole_number(version: object) -> None:
+    assert rejected_fields(RescheduleRequested, message_body(version=version)) == {("version",)}
 
 
 def test_a_reschedule_message_refuses_an_empty_location() -> None:
-    body = {"deliveryId": "d-1", "requestedAt": REQUESTED_AT.isoformat(), "dropOffLocation": ""}
-    assert rejected_fields(RescheduleRequested, body) == {("dropOffLocation",)}
+    assert rejected_fields(RescheduleRequested, message_body(dropOffLocation="")) == {
+        ("dropOffLocation",)
+    }
 
 
-def test_a_cancel_message_is_an_id_and_a_time() -> None:
-    message = CancelRequested.model_validate(
-        {"deliveryId": "d-1", "requestedAt": "2024-05-08T12:00:00Z"}
-    )
+def test_a_cancel_message_names_its_delivery_and_time() -> None:
+    message = CancelRequested.model_validate(message_body(requestedAt="2024-05-08T12:00:00Z"))
     assert message.requestedAt == REQUESTED_AT
-    assert rejected_fields(CancelRequested, {"deliveryId": "d-1"}) == {("requestedAt",)}
+    body = {k: v for k, v in message_body().items() if k != "requestedAt"}
+    assert rejected_fields(CancelRequested, body) == {("requestedAt",)}
 
 
 def test_unknown_fields_from_a_newer_sender_are_ignored() -> None:
-    message = CancelRequested.model_validate(
-        {"deliveryId": "d-1", "requestedAt": REQUESTED_AT.isoformat(), "reason": "changed mind"}
-    )
-    assert message.model_dump() == {"deliveryId": "d-1", "requestedAt": REQUESTED_AT}
+    message = CancelRequested.model_validate(message_body(reason="changed mind"))
+    assert "reason" not in message.model_dump()
 
 
 def test_messages_cannot_be_changed_once_made() -> None:
-    message = CancelRequested(deliveryId="d-1", requestedAt=REQUESTED_AT)
+    message = CancelRequested.model_validate(message_body())
     with pytest.raises(ValidationError):
         message.deliveryId = "d-2"  # type: ignore[misc]
 

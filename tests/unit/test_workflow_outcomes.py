@@ -9,13 +9,14 @@ import json
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime
 from typing import Any
 
 import pytest
 
 from chassis.http import DownstreamUnavailable, ServiceClient
 from chassis.queue import ReceivedMessage
+from contracts.messages import DeliveryRequested
+from gateway.routes import route_for
 from tests.loopback import LoopbackHandler, LoopbackServer, answer
 from workflow.locations import ServiceArea, resolve
 from workflow.service import (
@@ -23,6 +24,7 @@ from workflow.service import (
     DeadLetter,
     DeliveryWorkflow,
     Downstreams,
+    Places,
     RetryLater,
     retry_delay,
 )
@@ -60,7 +62,7 @@ def workflow() -> Iterator[DeliveryWorkflow]:
             for name in ("package", "dronescheduler", "delivery")
         )
     )
-    yield DeliveryWorkflow(downstreams, AREA, unknown_delivery_grace=120.0)
+    yield DeliveryWorkflow(downstreams, AREA)
     asyncio.run(downstreams.aclose())  # nothing was ever connected: no loop ties them
 
 
@@ -168,9 +170,10 @@ Call = tuple[str, str]  # method, path
 
 PACKAGE_PUT: Call = ("PUT", "/api/packages/mypackage")
 ASSIGN: Call = ("PUT", "/api/dronedeliveries/d-1")
-RELEASE: Call = ("DELETE", "/api/dronedeliveries/d-1")
+RELEASE: Call = ("DELETE", "/api/dronedeliveries/d-1?version=1")
 RECORD: Call = ("PUT", "/api/deliveries/d-1")
 MARK_FAILED: Call = ("PUT", "/api/deliveries/d-1/failure")
+CANCELLATION: Call = ("PUT", "/api/deliveries/d-1/cancellation")
 PLAN = {
     "droneId": "drone-007",
     "departure": {
@@ -217,6 +220,7 @@ class Downstream:
             ASSIGN: (200, PLAN),
             RECORD: (201, None),
             MARK_FAILED: (201, None),
+            CANCELLATION: (201, None),
             RELEASE: (204, None),
         }
 
@@ -250,7 +254,7 @@ async def scripted(downstream: Downstream) -> AsyncIterator[DeliveryWorkflow]:
             for name in ("package", "dronescheduler", "delivery")
         )
     )
-    yield DeliveryWorkflow(downstreams, AREA, unknown_delivery_grace=120.0)
+    yield DeliveryWorkflow(downstreams, AREA)
     await downstreams.aclose()
 
 
@@ -274,6 +278,7 @@ async def test_a_delivery_the_delivery_service_refuses_is_marked_failed_then_its
         "expedited": True,
         "confirmationRequired": "None",
         "requestedAt": "2024-05-08T12:00:00+00:00",
+        "version": 1,
     }
 
 
@@ -282,7 +287,6 @@ async def test_a_delivery_the_drone_scheduler_refuses_is_marked_failed_and_never
     scripted: DeliveryWorkflow, downstream: Downstream, status: int
 ) -> None:
     downstream.answers[ASSIGN] = (status, {"status": status, "detail": "no such route"})
-    downstream.answers[RELEASE] = (404, {"detail": "no drone delivery 'd-1'"})
     outcome = await scripted.handle(message(GUIDE_MESSAGE, operation="delivery"))
 
     assert isinstance(outcome, DeadLetter)
@@ -353,29 +357,107 @@ async def test_a_delivery_cancelled_meanwhile_is_not_a_failure(
     assert downstream.calls() == [PACKAGE_PUT, ASSIGN, RECORD, RELEASE]
 
 
+GUIDE = DeliveryRequested.model_validate(GUIDE_MESSAGE)
+POINT = {"altitude": 0.0, "latitude": 47.6, "longitude": -122.3}
+
+
 async def test_marking_a_cancelled_delivery_failed_leaves_it_cancelled_quietly(
     scripted: DeliveryWorkflow, downstream: Downstream
 ) -> None:
     downstream.answers[MARK_FAILED] = (409, {"detail": "delivery 'd-1' was cancelled"})
-    point = {"altitude": 0.0, "latitude": 47.6, "longitude": -122.3}
-    await scripted.mark_failed("d-1", "myowner", "x" * 5000, pickup=point, dropoff=point)
+    await scripted.mark_failed(GUIDE, Places(POINT, POINT), "x" * 5000)
     sent = downstream.body_of(MARK_FAILED)
     assert len(sent["reason"]) == 1000  # what the delivery service keeps
-    assert sent["requestedAt"] is None
+    assert sent["version"] == 1
 
 
 async def test_marking_failed_while_the_delivery_service_is_out_is_unavailable(
     scripted: DeliveryWorkflow, downstream: Downstream
 ) -> None:
     downstream.answers[MARK_FAILED] = (503, {"detail": "down"})
-    point = {"altitude": 0.0, "latitude": 47.6, "longitude": -122.3}
     with pytest.raises(DownstreamUnavailable):
-        await scripted.mark_failed(
-            "d-1",
-            "myowner",
-            "no drone",
-            pickup=point,
-            dropoff=point,
-            requested_at=datetime.fromisoformat("2024-05-08T12:00:00+00:00"),
-        )
+        await scripted.mark_failed(GUIDE, Places(POINT, POINT), "no drone")
     assert downstream.calls() == [MARK_FAILED, MARK_FAILED]  # retried in place first
+
+
+# ------------------------------------------------ versions, cancels, failures that repeat
+
+
+def versioned(version: int, **changes: Any) -> dict[str, Any]:
+    return {**GUIDE_MESSAGE, **changes, "version": version}
+
+
+async def test_a_cancel_frees_the_drone_and_records_it_without_reading_the_delivery(
+    scripted: DeliveryWorkflow, downstream: Downstream
+) -> None:
+    # Nothing is known of d-1 yet (the cancel came first): no read, no wait; both final.
+    outcome = await scripted.handle(message(versioned(1), operation="cancel"))
+    assert isinstance(outcome, Complete)
+    assert downstream.calls() == [RELEASE, CANCELLATION]
+    assert downstream.body_of(CANCELLATION) == {
+        "ownerId": "myowner",
+        "pickup": resolve("my pickup", AREA),
+        "dropoff": resolve("drop off", AREA),
+        "deadline": "",
+        "expedited": True,
+        "confirmationRequired": "None",
+        "requestedAt": "2024-05-08T12:00:00+00:00",
+        "version": 1,
+    }
+
+
+@pytest.mark.parametrize("operation", ["delivery", "reschedule", "cancel"])
+async def test_workflow_calls_only_internal_routes_which_need_no_token(
+    scripted: DeliveryWorkflow, downstream: Downstream, operation: str
+) -> None:
+    # A public route needs the caller's token when authentication is on; workflow has none.
+    downstream.answers[RECORD] = (400, BAD_ALTITUDE)  # the failure path too
+    await scripted.handle(message(versioned(2), operation=operation))
+    assert downstream.calls()
+    for method, path in downstream.calls():
+        assert route_for(method, path.partition("?")[0]) is None, (method, path)
+
+
+async def test_a_reschedule_records_the_whole_delivery_at_its_version(
+    scripted: DeliveryWorkflow, downstream: Downstream
+) -> None:
+    body = versioned(3, dropOffLocation="47.6,-122.31")
+    assert isinstance(await scripted.handle(message(body, operation="reschedule")), Complete)
+    assert downstream.body_of(ASSIGN)["version"] == 3
+    recorded = downstream.body_of(RECORD)
+    assert recorded["version"] == 3
+    assert recorded["rescheduled"] is True
+    assert recorded["dropoff"] == {"altitude": 0.0, "latitude": 47.6, "longitude": -122.31}
+    assert recorded["pickup"] == resolve("my pickup", AREA)
+
+
+async def test_a_plan_for_a_newer_version_is_not_recorded_as_this_one(
+    scripted: DeliveryWorkflow, downstream: Downstream
+) -> None:
+    downstream.answers[ASSIGN] = (200, {**PLAN, "version": 4})
+    assert isinstance(await scripted.handle(message(versioned(3))), Complete)
+    assert downstream.calls() == [PACKAGE_PUT, ASSIGN]
+
+
+def delivered(body: dict[str, Any], count: int, **properties: str) -> ReceivedMessage:
+    m = message(body, **properties)
+    m.delivery_count = count
+    return m
+
+
+async def test_a_server_error_is_retried_later_without_holding_and_at_the_last_delivery_fails(
+    scripted: DeliveryWorkflow, downstream: Downstream
+) -> None:
+    downstream.answers[ASSIGN] = (500, {"status": 500, "detail": "the error was logged"})
+    first = await scripted.handle(delivered(GUIDE_MESSAGE, 1))
+    assert isinstance(first, RetryLater)
+    assert first.hold is False  # a deterministic error: holding would only delay others
+    assert "dronescheduler failed on the request: 500" in first.reason
+    assert downstream.calls().count(ASSIGN) == 1  # not retried in place either
+
+    downstream.sent.clear()
+    last = await scripted.handle(delivered(GUIDE_MESSAGE, 10))
+    assert isinstance(last, DeadLetter)
+    assert downstream.calls() == [PACKAGE_PUT, ASSIGN, MARK_FAILED, RELEASE]
+    reason = downstream.body_of(MARK_FAILED)["reason"]
+    assert reason == "it failed every time: dronescheduler answered 500 the error was logged"
