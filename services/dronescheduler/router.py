@@ -90,10 +90,17 @@ async def cancel_assignment(
     drones: DronesDep,
     assignments: AssignmentsDep,
     version: Annotated[Version | None, Query(description="the cancel's version")] = None,
+    final: Annotated[
+        bool, Query(description="false: freed as failed; a newer request may book it again")
+    ] = True,
 ) -> Response:
     """Cancel, booked or not yet (a cancel can arrive first): final either way."""
     await service.cancel(
-        drones=drones, assignments=assignments, delivery_id=deliveryId, version=version
+        drones=drones,
+        assignments=assignments,
+        delivery_id=deliveryId,
+        version=version,
+        final=final,
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

@@ -51,6 +51,8 @@ from dronescheduler.schemas import DroneDeliveryRequest
 DRONES = Collection(name="drones", partition_key="id")
 ASSIGNMENTS = Collection(name="assignments", indexed=("ownerId", "month"), partition_key="id")
 ASSIGNED, CANCELLED, BOOKING = "Assigned", "Cancelled", "Booking"
+# Freed because its delivery failed: unlike a cancel, a newer request may book it again.
+RELEASED = "Released"
 # A claim older than this belongs to a booker that seems dead: another call may take it over
 # (safe at any age: a taken-over booker is fenced out; this only keeps live ones working).
 CLAIM_STALE_AFTER = timedelta(seconds=30)
@@ -193,6 +195,9 @@ async def assign(
                 raise BookingInProgress(delivery_id)
             if _version(body) > version:
                 raise Superseded(delivery_id)  # its own message will come back for it
+        elif body["status"] == RELEASED:
+            if _version(body) >= version:
+                raise Superseded(delivery_id)  # released at this version or a newer one
         elif _not_newer(body, asked, version, request.requestedAt):
             return body  # a repeat, or an older request arriving late
         try:
@@ -200,7 +205,7 @@ async def assign(
                 assignments,
                 await assignments.replace(
                     delivery_id,
-                    _claim_of(body, now, version=version, request=asked),
+                    _claim_of(body, now, version=version, request=asked, ownerId=request.ownerId),
                     etag=existing.etag,
                 ),
             )
@@ -348,39 +353,46 @@ async def cancel(
     assignments: DocumentStore,
     delivery_id: str,
     version: int | None = None,
-) -> bool:
+    final: bool = True,
+) -> None:
     """Cancel the delivery: free its drone and keep it cancelled, so that no request for it,
     late or repeated, books it again. Final, and it does not wait for a booking in progress:
     it takes the claim over and fences that booking out. A cancel for a delivery never seen
-    leaves the cancelled assignment behind (the cancel can be processed first); False then.
+    leaves the cancelled assignment behind (the cancel can be processed first).
+
+    Not `final`: the drone is freed because the delivery failed at `version`; a newer request
+    may book it again, and a booking for a newer version than that is left alone.
     """
     now = datetime.now(UTC)
+    status = CANCELLED if final else RELEASED
     for _ in range(MAX_CONFLICTS):
         doc = await assignments.get(delivery_id)
         if doc is None:
-            tombstone = {"deliveryId": delivery_id, "status": CANCELLED, "token": 1}
+            tombstone = {"deliveryId": delivery_id, "status": status, "token": 1}
             if version is not None:
                 tombstone["version"] = version
             try:
                 await assignments.create(delivery_id, tombstone)
-                return False
+                return
             except DocumentExists:
                 continue
         body = doc.body
         token = int(body.get("token") or 0) + 1
-        if body["status"] == CANCELLED:
-            # Already final; a crash may have left its window behind: make sure it is gone.
+        if body["status"] == CANCELLED or (body["status"] == status and not final):
+            # Already so; a crash may have left its window behind: make sure it is gone.
             await _clear(drones, body, token, now, fence=False)
-            return True
-        cancelled = {**body, "status": CANCELLED, "token": token, "cancelledAt": now.isoformat()}
+            return
+        if not final and version is not None and _version(body) > version:
+            return  # a newer request holds it now
+        freed = {**body, "status": status, "token": token, "cancelledAt": now.isoformat()}
         if version is not None:
-            cancelled["version"] = max(version, _version(body))
+            freed["version"] = max(version, _version(body))
         try:
-            await assignments.replace(delivery_id, cancelled, etag=doc.etag)
+            await assignments.replace(delivery_id, freed, etag=doc.etag)
         except ConcurrencyConflict:
             continue
         await _clear(drones, body, token, now, fence=body["status"] == BOOKING)
-        return True
+        return
     raise ConcurrencyConflict(delivery_id)
 
 

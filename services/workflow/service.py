@@ -204,7 +204,8 @@ class DeliveryWorkflow:
             },
         )
         if saved.status_code == 409:
-            await self._release_drone(r)
+            # Cancelled (its cancel frees the drone for good), or failed at this version.
+            await self._release_drone(r, final=False)
             return Complete("cancelled or failed while being scheduled")
         try:
             await _expect(saved, self._d.delivery, 201, 204)
@@ -230,7 +231,7 @@ class DeliveryWorkflow:
             await self.mark_failed(r, places, reason)
         except DownstreamRejected as e:
             evidence = f"{evidence}; and the failure could not be recorded: {e}"
-        await self._release_drone(r)
+        await self._release_drone(r, final=False)
         log.warning("delivery failed: %s", reason, extra={"deliveryId": r.deliveryId})
         return DeadLetter("Rejected", evidence[:1000])
 
@@ -256,11 +257,12 @@ class DeliveryWorkflow:
         log.info("delivery cancelled", extra={"deliveryId": r.deliveryId})
         return Complete()
 
-    async def _release_drone(self, r: DeliveryRequested) -> None:
+    async def _release_drone(self, r: DeliveryRequested, *, final: bool = True) -> None:
+        """Free the delivery's drone: for good (a cancel), or until a newer request."""
         released = await self._d.dronescheduler.request(
             "DELETE",
             f"/api/dronedeliveries/{r.deliveryId}",
-            params={"version": str(r.version)},
+            params={"version": str(r.version), "final": "true" if final else "false"},
         )
         await _expect(released, self._d.dronescheduler, 204)
 

@@ -96,13 +96,13 @@ def test_a_request_no_drone_can_carry_fails_with_its_reason_and_holds_no_one_up(
                 "/api/deliveryrequests",
                 json=request_body(ownerId="owner-far", pickupTime="9999-12-31T23:59:59.000Z"),
             ).json()["deliveryId"]
-            for _ in range(6)
+            for _ in range(12)
         ]
         normal = [
             client.post("/api/deliveryrequests", json=request_body(ownerId="owner-near")).json()[
                 "deliveryId"
             ]
-            for _ in range(3)
+            for _ in range(5)
         ]
         for delivery_id in normal:
             wait_for_delivery(client, delivery_id, within=30)
@@ -114,6 +114,28 @@ def test_a_request_no_drone_can_carry_fails_with_its_reason_and_holds_no_one_up(
             assert failed
             reason = client.get(f"/api/deliveries/{delivery_id}").json()["failureReason"]
             assert "pickupTime" in reason and "no drone" in reason
+
+
+def test_a_failed_delivery_rescheduled_to_a_time_that_can_be_planned_is_scheduled(
+    system: System,
+) -> None:
+    with system.client() as client:
+        body = request_body(ownerId="owner-revived", pickupTime="9999-12-31T23:59:59.000Z")
+        delivery_id = client.post("/api/deliveryrequests", json=body).json()["deliveryId"]
+        eventually(
+            lambda: (s := status_of(client, delivery_id)) and s["stage"] == "Failed",
+            what="failed",
+        )
+        path = f"/api/deliveryrequests/{delivery_id}"
+        assert client.patch(path, json={"pickupTime": later(2)}).status_code == 200
+        revived = eventually(
+            lambda: (s := status_of(client, delivery_id)) and s["stage"] == "Rescheduled" and s,
+            what="scheduled after the reschedule",
+        )
+        delivery = client.get(f"/api/deliveries/{delivery_id}").json()
+    assert delivery["failureReason"] is None and delivery["droneId"]
+    assert holders(system, delivery_id) == [delivery["droneId"]]
+    assert revived["pickupETA"] > later(1)
 
 
 def test_two_owners_with_the_same_package_id_keep_their_own_packages(system: System) -> None:

@@ -303,3 +303,39 @@ async def test_a_pickup_long_past_is_planned_from_now(
         now=NOW,
     )
     assert datetime.fromisoformat(booked["window"]["departure"]) >= NOW
+
+
+async def test_a_drone_freed_because_its_delivery_failed_can_be_booked_by_a_newer_request(
+    stores: tuple[DocumentStore, DocumentStore],
+) -> None:
+    drones, assignments = stores
+    # Failed before any booking (refused as unplannable, say): freed all the same.
+    await service.cancel(
+        drones=drones, assignments=assignments, delivery_id="f1", version=1, final=False
+    )
+    assert await windows_of(drones, "f1") == []
+    with pytest.raises(service.Superseded):  # the request that failed, again
+        await service.assign(
+            drones=drones, assignments=assignments, request=request("f1", version=1)
+        )
+    again = await service.assign(
+        drones=drones, assignments=assignments, request=request("f1", version=2)
+    )
+    assert again["status"] == service.ASSIGNED and again["version"] == 2
+    assert service.view(again)["ownerId"] == "owner"
+    assert await windows_of(drones, "f1") == [again["droneId"]]
+
+
+async def test_freeing_an_older_version_leaves_a_newer_booking_alone(
+    stores: tuple[DocumentStore, DocumentStore],
+) -> None:
+    drones, assignments = stores
+    newer = await service.assign(
+        drones=drones, assignments=assignments, request=request("f2", version=3)
+    )
+    await service.cancel(
+        drones=drones, assignments=assignments, delivery_id="f2", version=2, final=False
+    )
+    assert await windows_of(drones, "f2") == [newer["droneId"]]
+    await service.cancel(drones=drones, assignments=assignments, delivery_id="f2", version=4)
+    assert await windows_of(drones, "f2") == []

@@ -170,7 +170,9 @@ Call = tuple[str, str]  # method, path
 
 PACKAGE_PUT: Call = ("PUT", "/api/packages/mypackage")
 ASSIGN: Call = ("PUT", "/api/dronedeliveries/d-1")
-RELEASE: Call = ("DELETE", "/api/dronedeliveries/d-1?version=1")
+# Freed because it failed (a newer request may book it again), or for good (a cancel).
+RELEASE: Call = ("DELETE", "/api/dronedeliveries/d-1?version=1&final=false")
+CANCEL_DRONE: Call = ("DELETE", "/api/dronedeliveries/d-1?version=1&final=true")
 RECORD: Call = ("PUT", "/api/deliveries/d-1")
 MARK_FAILED: Call = ("PUT", "/api/deliveries/d-1/failure")
 CANCELLATION: Call = ("PUT", "/api/deliveries/d-1/cancellation")
@@ -222,6 +224,7 @@ class Downstream:
             MARK_FAILED: (201, None),
             CANCELLATION: (201, None),
             RELEASE: (204, None),
+            CANCEL_DRONE: (204, None),
         }
 
     def calls(self) -> list[Call]:
@@ -393,7 +396,7 @@ async def test_a_cancel_frees_the_drone_and_records_it_without_reading_the_deliv
     # Nothing is known of d-1 yet (the cancel came first): no read, no wait; both final.
     outcome = await scripted.handle(message(versioned(1), operation="cancel"))
     assert isinstance(outcome, Complete)
-    assert downstream.calls() == [RELEASE, CANCELLATION]
+    assert downstream.calls() == [CANCEL_DRONE, CANCELLATION]
     assert downstream.body_of(CANCELLATION) == {
         "ownerId": "myowner",
         "pickup": resolve("my pickup", AREA),
