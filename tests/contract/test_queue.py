@@ -101,24 +101,6 @@ async def test_a_consumer_that_dies_without_settling_loses_the_message_to_anothe
     await survivor.complete(again)
 
 
-async def test_past_the_maximum_delivery_count_the_message_is_dead_lettered(
-    queue_factory: Connect,
-) -> None:
-    q = await queue_factory()
-    sent = message()
-    await q.send(sent)
-    counts = []
-    for _ in range(CONTRACT_OPTIONS.max_delivery_count):
-        got = await receive_one(q)
-        counts.append(got.delivery_count)
-        await q.abandon(got)
-    assert counts == list(range(1, CONTRACT_OPTIONS.max_delivery_count + 1))
-    assert await q.receive(wait_seconds=2.0) == []
-    dead = await _wait_for_dead_letter(q, sent.message_id)
-    assert dead.reason == MAX_DELIVERY_EXCEEDED
-    assert dead.body == sent.body
-
-
 GIVE_UPS = ["abandon", "abandon-with-delay", "consumer-crash"]
 
 
