@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
-# Build a minimal Debian bookworm image from debootstrap, for machines that cannot pull
-# from a container registry. The stand-in images (docker/standins, docker/base/python)
-# build FROM it.
+# Build a minimal Debian image from debootstrap, for machines that cannot pull from a
+# container registry. The stand-in images (docker/standins, docker/base/python) build
+# FROM it: bookworm for all of them, sid for the current RabbitMQ series.
 #
-#   docker/base/debian-base.sh [TAG]     (default drone-delivery/debian-base:bookworm)
+#   docker/base/debian-base.sh [TAG]     (default drone-delivery/debian-base:$DEBIAN_SUITE)
 #
-# Env: DEBIAN_MIRROR (default: the mirror apt is configured with), DEBIAN_SECURITY_MIRROR,
-# FORCE=1 to rebuild an existing image, WORK_DIR (default build/debian-base).
+# Env: DEBIAN_SUITE (bookworm; sid has no -updates or -security suites), DEBIAN_MIRROR
+# (default: the mirror apt is configured with), DEBIAN_SECURITY_MIRROR, FORCE=1 to rebuild
+# an existing image, WORK_DIR (default build/debian-base-$DEBIAN_SUITE).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-TAG="${1:-drone-delivery/debian-base:bookworm}"
-SUITE=bookworm
-WORK_DIR="${WORK_DIR:-$ROOT/build/debian-base}"
+SUITE="${DEBIAN_SUITE:-bookworm}"
+TAG="${1:-drone-delivery/debian-base:$SUITE}"
+WORK_DIR="${WORK_DIR:-$ROOT/build/debian-base-$SUITE}"
 ROOTFS="$WORK_DIR/rootfs"
 
 log() { printf '[debian-base] %s\n' "$*" >&2; }
@@ -44,9 +45,16 @@ apt_uri_for() {
     done
 }
 
+# Rolling suites are not in this machine's apt sources: the archive that serves its own
+# (bookworm) suite serves them too.
 MIRROR="${DEBIAN_MIRROR:-$(apt_uri_for "$SUITE" | head -n1)}"
+MIRROR="${MIRROR:-$(apt_uri_for bookworm | head -n1)}"
 MIRROR="${MIRROR:-http://deb.debian.org/debian}"
-SECURITY="${DEBIAN_SECURITY_MIRROR:-$(apt_uri_for "$SUITE-security" | head -n1)}"
+case "$SUITE" in
+    sid | unstable) ROLLING=1; SUITES="$SUITE"; SECURITY="" ;;
+    *) ROLLING=0; SUITES="$SUITE $SUITE-updates"
+       SECURITY="${DEBIAN_SECURITY_MIRROR:-$(apt_uri_for "$SUITE-security" | head -n1)}" ;;
+esac
 log "mirror: $MIRROR${SECURITY:+ (security: $SECURITY)}"
 
 command -v debootstrap >/dev/null 2>&1 || {
@@ -96,18 +104,24 @@ EOF
 # Package maintainer scripts must not try to start daemons inside an image build.
 printf '#!/bin/sh\nexit 101\n' >"$ROOTFS/usr/sbin/policy-rc.d"
 chmod 0755 "$ROOTFS/usr/sbin/policy-rc.d"
+if [ "$ROLLING" = 1 ]; then
+    # sid's Release file is valid for a week only: a mirror that serves a snapshot of it
+    # (this machine's) is refused by apt once that week is over. Signatures are still checked.
+    printf 'Acquire::Check-Valid-Until "false";\n' >"$ROOTFS/etc/apt/apt.conf.d/docker-rolling-suite"
+fi
 
 rm -f "${ROOTFS:?}/etc/apt/sources.list"
 {
-    printf 'Types: deb\nURIs: %s\nSuites: %s %s-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
-        "$MIRROR" "$SUITE" "$SUITE"
+    printf 'Types: deb\nURIs: %s\nSuites: %s\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+        "$MIRROR" "$SUITES"
     if [ -n "$SECURITY" ]; then
         printf '\nTypes: deb\nURIs: %s\nSuites: %s-security\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
             "$SECURITY" "$SUITE"
     fi
 } >"$ROOTFS/etc/apt/sources.list.d/debian.sources"
 
-# Bring the base up to date with bookworm-updates/-security, then drop the indexes again.
+# Bring the base up to date with the suite's updates and security fixes, then drop the
+# indexes again.
 cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
 chroot "$ROOTFS" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
     sh -c 'apt-get update -qq && apt-get upgrade -y -qq >/dev/null && apt-get clean' \

@@ -1,13 +1,22 @@
-"""The peek-lock queue on RabbitMQ (3.10+): a quorum queue with a delivery limit.
+"""The peek-lock queue on RabbitMQ (3.10 to 4.3): a quorum queue with a delivery limit.
 
 What maps to Service Bus, and how:
 - The lock is the unacked delivery: RabbitMQ holds it until the consumer settles it or its
   channel closes, so there is no lock expiry to renew (`lock_seconds` is not used). The
-  broker-wide `consumer_timeout` (30 min by default) closes a channel that holds one longer.
-- Delivery count: the quorum queue counts returns (nack and channel close alike) in the
-  `x-delivery-count` header; our count is that plus one.
-- Max delivery count: RabbitMQ dead-letters a message when a return takes its count past
-  `x-delivery-limit`, so a limit of N - 1 allows N deliveries.
+  broker-wide `consumer_timeout` (30 min by default) takes back one held longer: 3.x closes
+  the channel; 4.3 cancels the consumer, and aio-pika's re-subscription under the same tag
+  then makes it close the connection. Either way the lock is lost and the message returns.
+- Abandon is `basic.reject(requeue=true)`, never `basic.nack`: since 4.3 (rabbitmq-server
+  #15387) only a reject or a closed channel counts as a failed delivery, a nack returns the
+  message for free, and a poison message abandoned that way would go round forever.
+- Delivery count: the quorum queue counts failed deliveries in the `x-delivery-count`
+  header; our count is that plus one. It is the number the broker holds against the limit
+  on every version, so a count of N is the last delivery before the dead letters, as on
+  Service Bus. 4.3's `x-acquired-count` (every hand-out) is not used: it also counts
+  returns that are no failure of the message (a consumer timeout, a partition), which never
+  dead-letter it, so it can run past the limit.
+- Max delivery count: RabbitMQ dead-letters a message when a failed delivery takes its count
+  past `x-delivery-limit`, so a limit of N - 1 allows N deliveries.
 - Dead letters: the queue dead-letters into a fanout exchange bound to NAME.deadletter,
   at-least-once (3.10 supports it; it needs `x-overflow: reject-publish`).
 - No duplicate detection and no per-message delay: consumers must stay idempotent, and
@@ -65,7 +74,9 @@ REPLAY_SCAN_LIMIT = 10_000
 REASON_HEADER = "x-dead-letter-reason"
 DESCRIPTION_HEADER = "x-dead-letter-description"
 # Headers the broker or this adapter set; everything else is an application property.
-_BROKER_HEADERS = frozenset({"x-delivery-count", "x-death", REASON_HEADER, DESCRIPTION_HEADER})
+_BROKER_HEADERS = frozenset(
+    {"x-delivery-count", "x-acquired-count", "x-death", REASON_HEADER, DESCRIPTION_HEADER}
+)
 _BROKER_HEADER_PREFIXES = ("x-first-death-", "x-last-death-")
 
 
@@ -464,9 +475,10 @@ def _first_death(headers: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 async def _release(incoming: AbstractIncomingMessage) -> bool:
-    """Requeue; False if the channel had closed (which requeued it already)."""
+    """Requeue as a failed delivery; False if the channel had closed (which requeued it)."""
     try:
-        await incoming.nack(requeue=True)
+        # reject, not nack: since 4.3 only reject counts toward x-delivery-limit.
+        await incoming.reject(requeue=True)
     except (AMQPError, ChannelInvalidStateError):
         return False
     return True
