@@ -231,6 +231,12 @@ PY
       try { new mod[doc.kind](doc).validate(); counts[doc.kind] = (counts[doc.kind] || 0) + 1; }
       catch (e) { bad++; console.log(`INVALID ${render}: ${doc.kind} ${doc.metadata.name}: ${e.message}`); }
     }
+    // The validator must refuse what the CRD refuses, or a pass means nothing.
+    const { HTTPRoute } = await import("@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRoute");
+    const broken = { metadata: { name: "broken" }, spec: { rules: [{ matches: [
+      { path: { type: "Regex", value: "/a" }, method: "FETCH" }] }] } };
+    try { new HTTPRoute(broken).validate(); bad++; console.log("the models accepted a broken HTTPRoute"); }
+    catch { /* refused, as it must be */ }
     console.log(`gateway-api models: ${JSON.stringify(counts)} valid, ${bad} invalid`);
     process.exit(bad || !docs.length ? 1 : 0);' "$OUT/gateway-api.json") || rc=1
   "$VENV/bin/python" - "$UMBRELLA/files/gateway-routes.json" <<'PY' || rc=1

@@ -401,3 +401,14 @@ def test_production_requires_tokens(render: Callable[..., tuple[Manifest, ...]])
             assert env["AUTH_ENABLED"] == "true", name
             assert env["AUTH_TENANT_ID"] and env["AUTH_AUDIENCE"], name
             assert env["PUBLIC_PORT"] == str(PUBLIC_PORT), name
+
+
+def test_every_service_limits_bodies_and_requests_in_flight(
+    gateway_render: tuple[Manifest, ...],
+) -> None:
+    """The limits that hold whatever the entry point: set on every pod (chassis/limits.py)."""
+    for name, d in by_name(gateway_render, "Deployment").items():
+        (c,) = d["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for e in c.get("env", [])}
+        assert env["MAX_BODY_BYTES"] == "65536", name
+        assert int(env["MAX_IN_FLIGHT_REQUESTS"]) >= 1, name
