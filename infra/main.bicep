@@ -33,6 +33,13 @@ param apiServerAuthorizedIpRanges array = []
 @description('Federated credentials for the pipelines\' identity ([]: no pipeline identity), e.g. [{ name: \'github-production\', issuer: \'https://token.actions.githubusercontent.com\', subject: \'repo:ORG/REPO:environment:production\' }].')
 param deployerFederations array = []
 
+@description('The Gateway API implementation: nginxGatewayFabric (Helm, k8s/gateway) or appRoutingIstio (the AKS application routing add-on in Gateway API mode).')
+@allowed([
+  'nginxGatewayFabric'
+  'appRoutingIstio'
+])
+param gatewayImplementation string = 'nginxGatewayFabric'
+
 param tags object = {
   application: 'drone-delivery'
   environment: environmentName
@@ -115,6 +122,7 @@ module aks 'modules/aks.bicep' = {
     userMinCount: size.userMin
     userMaxCount: size.userMax
     apiServerAuthorizedIpRanges: apiServerAuthorizedIpRanges
+    gatewayImplementation: gatewayImplementation
     workspaceId: monitoring.outputs.workspaceId
     tags: tags
   }

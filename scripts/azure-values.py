@@ -71,15 +71,12 @@ def chart_values(
     telemetry = [
         {"name": "APPLICATIONINSIGHTS_CONNECTION_STRING", "value": o["appInsightsConnectionString"]}
     ]
-    # The public services check Entra ID tokens once the API has an app registration.
+    # The public services check Entra ID tokens (values-prod.yaml turns them on, and its
+    # schema refuses it without the tenant and the API's audience, which go here).
     auth = (
-        [
-            {"name": "AUTH_ENABLED", "value": "true"},
-            {"name": "AUTH_TENANT_ID", "value": o["tenantId"]},
-            {"name": "AUTH_AUDIENCE", "value": api_audience},
-        ]
+        {"AUTH_ENABLED": "true", "AUTH_TENANT_ID": o["tenantId"], "AUTH_AUDIENCE": api_audience}
         if api_audience
-        else []
+        else {}
     )
 
     def service(name: str, env: dict[str, str], public: bool = False) -> dict[str, Any]:
@@ -87,8 +84,8 @@ def chart_values(
             "serviceAccount": {
                 "workloadIdentity": {"clientId": o[f"{name}ClientId"], "tenantId": o["tenantId"]}
             },
-            "env": env,
-            "extraEnv": telemetry + (auth if public else []),
+            "env": {**env, **(auth if public else {})},
+            "extraEnv": telemetry,
         }
 
     image: dict[str, str] = {"registry": o["acrLoginServer"]}
@@ -120,7 +117,7 @@ def chart_values(
         },
     }
     if ingress_host:
-        values["ingress"] = {"host": ingress_host}
+        values["entryPoint"] = {"host": ingress_host}
     return values
 
 
@@ -199,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="the API app registration's client id: turns on token checks",
     )
-    parser.add_argument("--host", default="", help="ingress.host")
+    parser.add_argument("--host", default="", help="entryPoint.host: the public host name")
     parser.add_argument("--tag", default="", help="global.image.tag")
     args = parser.parse_args(argv)
 

@@ -66,11 +66,28 @@ COMMON_ENV = {
     },
     "FAULT_LATENCY_MS": NUMBER_TEXT,
     "FAULT_ROUTES": STRING,
+    # Inbound limits (chassis/limits.py): 413 over the body size, 429 beyond the in-flight bound.
+    "MAX_BODY_BYTES": NUMBER_TEXT,
+    "MAX_IN_FLIGHT_REQUESTS": NUMBER_TEXT,
+    "OVERLOAD_RETRY_AFTER_SECONDS": NUMBER_TEXT,
+}
+BOOL_TEXT = {"enum": [True, False, "true", "false", "True", "False", "1", "0"]}
+# The public services' API authentication (chassis/auth.py).
+AUTH_ENV = {
+    "AUTH_ENABLED": BOOL_TEXT,
+    "AUTH_TENANT_ID": STRING,
+    "AUTH_AUDIENCE": STRING,
+    "AUTH_ISSUER": STRING,
+    "AUTH_JWKS_URL": STRING,
+    "AUTH_OWNER_CLAIM": STRING,
 }
 
 # Each service's own settings: the environment variables its Settings class reads.
 SERVICE_ENV: dict[str, tuple[dict, list[str]]] = {
-    "ingestion": ({"QUEUE_URL": QUEUE, "STORE_URL": DOCUMENTS}, ["QUEUE_URL", "STORE_URL"]),
+    "ingestion": (
+        {"QUEUE_URL": QUEUE, "STORE_URL": DOCUMENTS, **AUTH_ENV},
+        ["QUEUE_URL", "STORE_URL"],
+    ),
     "workflow": (
         {
             "QUEUE_URL": QUEUE,
@@ -94,7 +111,7 @@ SERVICE_ENV: dict[str, tuple[dict, list[str]]] = {
         },
         ["STORE_URL"],
     ),
-    "delivery": ({"STORE_URL": url("redis", "rediss", "sqlite")}, ["STORE_URL"]),
+    "delivery": ({"STORE_URL": url("redis", "rediss", "sqlite"), **AUTH_ENV}, ["STORE_URL"]),
 }
 
 PROBE = obj(
@@ -107,6 +124,19 @@ PROBE = obj(
 )
 RESOURCE_PAIR = obj({"cpu": QUANTITY_CPU, "memory": QUANTITY_MEMORY}, ["cpu", "memory"])
 POD_LABELS_AT = obj({"namespace": NAME, "podLabels": STRING_MAP}, ["namespace", "podLabels"])
+CIDR = {"type": "string", "pattern": r"^[0-9a-fA-F.:]+/[0-9]{1,3}$"}
+# The entry point's data plane: pods (namespace + labels) and/or addresses outside the
+# cluster (Application Gateway for Containers' subnet); at least one of the two.
+GATEWAY_PEERS = {
+    **obj(
+        {"namespace": NAME, "podLabels": STRING_MAP, "cidrs": {"type": "array", "items": CIDR}},
+        ["namespace", "podLabels", "cidrs"],
+    ),
+    "anyOf": [
+        {"properties": {"podLabels": {"minProperties": 1}}},
+        {"properties": {"cidrs": {"minItems": 1}}},
+    ],
+}
 # A NetworkPolicy egress rule, as Kubernetes spells it; kubernetes-validate checks the rest.
 EGRESS_RULE = {
     "type": "object",
@@ -220,21 +250,21 @@ def service_schema(service: str) -> dict:
         "networkPolicy": obj(
             {
                 "enabled": BOOL,
-                "fromIngressController": BOOL,
+                "fromGateway": BOOL,
                 "fromServices": {"type": "array", "items": NAME, "uniqueItems": True},
                 "toServices": {"type": "array", "items": NAME, "uniqueItems": True},
                 "storeEgress": {"type": "array", "items": EGRESS_RULE},
-                "ingressController": POD_LABELS_AT,
+                "gateway": GATEWAY_PEERS,
                 "dns": POD_LABELS_AT,
                 "monitoring": POD_LABELS_AT,
             },
             [
                 "enabled",
-                "fromIngressController",
+                "fromGateway",
                 "fromServices",
                 "toServices",
                 "storeEgress",
-                "ingressController",
+                "gateway",
                 "dns",
                 "monitoring",
             ],
@@ -285,6 +315,33 @@ def service_schema(service: str) -> dict:
         "title": f"{service} chart values",
         **obj(props, required),
     }
+    if "AUTH_ENABLED" in env_props:
+        # Authentication on needs the tenant and the audience: refused here rather than
+        # by a pod that will not start.
+        schema["allOf"] = [
+            {
+                "if": {
+                    "properties": {
+                        "env": {
+                            "properties": {"AUTH_ENABLED": {"enum": [True, "true", "True", "1"]}},
+                            "required": ["AUTH_ENABLED"],
+                        }
+                    },
+                    "required": ["env"],
+                },
+                "then": {
+                    "properties": {
+                        "env": {
+                            "properties": {
+                                "AUTH_TENANT_ID": {"minLength": 1},
+                                "AUTH_AUDIENCE": {"minLength": 1},
+                            },
+                            "required": ["AUTH_TENANT_ID", "AUTH_AUDIENCE"],
+                        }
+                    }
+                },
+            }
+        ]
     if service == "workflow":
         # KEDA needs the namespace, and an identity to read the queue length with: its
         # own (keda.identityId) or, failing that, workflow's.
@@ -314,6 +371,29 @@ def service_schema(service: str) -> dict:
     return schema
 
 
+HOST = {
+    "type": "string",
+    "pattern": r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+}
+DURATION = {"type": "string", "pattern": r"^([0-9]{1,5}(h|m|s|ms)){1,4}$"}  # Gateway API's
+SIZE = {"type": "string", "pattern": "^[0-9]+[kKmM]?$"}
+# Raw NGINX configuration through annotations is refused: it can route anything.
+ANNOTATIONS_NO_SNIPPETS = {**STRING_MAP, "propertyNames": {"not": {"pattern": "snippet"}}}
+PUBLIC_SERVICES = ("ingestion", "delivery")
+
+
+def when(condition: dict, then: dict) -> dict:
+    return {"if": condition, "then": then}
+
+
+def at(path: str, schema: dict, required: bool = False) -> dict:
+    """`schema` at a dotted path of values: {"properties": {"a": {"properties": ...}}}."""
+    out = schema
+    for key in reversed(path.split(".")):
+        out = {"properties": {key: out}, **({"required": [key]} if required else {})}
+    return out
+
+
 def umbrella_schema() -> dict:
     tls = obj(
         {
@@ -323,96 +403,152 @@ def umbrella_schema() -> dict:
         },
         ["mode", "secretName"],
     )
+    entry_point = obj({"host": HOST, "tls": tls, "httpsRedirect": BOOL}, ["host", "tls"])
+    listener = obj(
+        {"name": NAME, "protocol": {"enum": ["HTTP", "HTTPS"]}, "port": integer(1, 65535)},
+        ["name", "protocol", "port"],
+    )
+    parent_ref = obj({"name": NAME, "namespace": NAME, "sectionName": NAME}, ["name"])
+    gateway = obj(
+        {
+            "enabled": BOOL,
+            "create": BOOL,
+            "name": NAME,
+            "namespace": NAME,
+            "className": NAME,
+            "annotations": ANNOTATIONS_NO_SNIPPETS,
+            "infrastructure": obj({"labels": STRING_MAP, "annotations": STRING_MAP}),
+            "listeners": {"type": "array", "items": listener, "minItems": 1, "maxItems": 64},
+            "parentRefs": {"type": "array", "items": parent_ref, "maxItems": 32},
+            "pathMatch": {"enum": ["RegularExpression", "PathPrefix"]},
+            "timeouts": obj({"request": DURATION, "backendRequest": DURATION}),
+            "canary": obj(
+                {
+                    "enabled": BOOL,
+                    "release": NAME,
+                    "serviceSuffix": {"type": "string", "pattern": "^-[a-z0-9-]{1,20}$"},
+                    "weight": integer(0, 100),
+                    "header": obj(
+                        {
+                            "name": {"type": "string", "pattern": "^[A-Za-z0-9-]+$"},
+                            "always": {"type": "string", "minLength": 1},
+                            "never": {"type": "string", "minLength": 1},
+                        },
+                        ["name", "always", "never"],
+                    ),
+                },
+                ["enabled", "serviceSuffix", "weight", "header"],
+            ),
+            "nginx": obj(
+                {
+                    "enabled": BOOL,
+                    "clientMaxBodySize": SIZE,
+                    "clientBodyTimeout": DURATION,
+                    "rateLimit": obj(
+                        {
+                            "rate": {"type": "string", "pattern": "^[0-9]+r/[sm]$"},
+                            "burst": integer(0),
+                            "zoneSize": SIZE,
+                        },
+                        ["rate", "burst", "zoneSize"],
+                    ),
+                },
+                ["enabled"],
+            ),
+        },
+        [
+            "enabled",
+            "create",
+            "name",
+            "namespace",
+            "className",
+            "listeners",
+            "pathMatch",
+            "canary",
+            "nginx",
+        ],
+    )
     ingress = obj(
         {
             "enabled": BOOL,
             "className": NAME,
-            "host": {
-                "type": "string",
-                "pattern": r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
-            },
-            "tls": tls,
-            "sslRedirect": BOOL,
-            "rateLimit": obj(
-                {"rps": integer(1), "burstMultiplier": integer(1), "connections": integer(1)},
-                ["rps", "burstMultiplier"],
-            ),
-            "proxyBodySize": {"type": "string", "pattern": "^[0-9]+[kKmM]?$"},
-            "annotations": STRING_MAP,
+            "annotations": ANNOTATIONS_NO_SNIPPETS,
+            "versionedAnnotations": ANNOTATIONS_NO_SNIPPETS,
+            "proxyBodySize": SIZE,
         },
-        ["enabled", "className", "host", "tls", "rateLimit"],
+        ["enabled", "className"],
     )
     tests = obj(
         {
             "enabled": BOOL,
             "image": STRING,
-            "ingressUrl": {"type": "string", "pattern": r"^https?://\S+$"},
+            "entryPointUrl": {"type": "string", "pattern": r"^https?://\S+$"},
             "tlsVerify": BOOL,
             "attempts": integer(1, 300),
             "intervalSeconds": integer(1, 60),
         },
-        ["enabled", "image", "ingressUrl", "tlsVerify", "attempts", "intervalSeconds"],
+        ["enabled", "image", "entryPointUrl", "tlsVerify", "attempts", "intervalSeconds"],
     )
     services = {name: {"type": "object"} for name in SERVICE_ENV}  # each subchart checks its own
     props = {
         "global": obj({"image": obj({"registry": STRING, "tag": STRING})}, extra=True),
         **services,
+        "entryPoint": entry_point,
+        "gateway": gateway,
         "ingress": ingress,
         "networkPolicy": obj(
-            {"defaultDeny": BOOL, "ingressController": POD_LABELS_AT, "dns": POD_LABELS_AT},
-            ["defaultDeny", "ingressController", "dns"],
+            {"defaultDeny": BOOL, "gateway": GATEWAY_PEERS, "dns": POD_LABELS_AT},
+            ["defaultDeny", "gateway", "dns"],
         ),
         "tests": tests,
+    }
+    # Routed from outside (a Gateway or an Ingress) means: a public service keeps its
+    # public port, which serves the route table's routes only, and its NetworkPolicy, which
+    # keeps the entry point off the port that serves everything (workflow's unauthenticated
+    # PUT, PATCH and DELETE). Subchart defaults are both true; an override may not say false.
+    kept_public = {
+        "properties": {
+            s: {
+                "properties": {
+                    "networkPolicy": {
+                        "properties": {"enabled": {"const": True}, "fromGateway": {"const": True}}
+                    }
+                }
+            }
+            for s in PUBLIC_SERVICES
+        }
+    }
+    routed = {
+        "anyOf": [
+            at("gateway.enabled", {"const": True}, required=True),
+            at("ingress.enabled", {"const": True}, required=True),
+        ]
     }
     return {
         "$schema": "https://json-schema.org/draft-07/schema#",
         "title": "drone-delivery umbrella chart values",
-        **obj(props, ["global", "ingress", "networkPolicy", "tests"]),
-        # TLS from a ClusterIssuer needs its name; from a Secret, the Secret's name.
+        **obj(props, ["global", "entryPoint", "gateway", "ingress", "networkPolicy", "tests"]),
         "allOf": [
-            {
-                "if": {
-                    "properties": {
-                        "ingress": {
-                            "properties": {
-                                "tls": {"properties": {"mode": {"const": "clusterIssuer"}}}
-                            }
-                        }
-                    }
+            when(routed, kept_public),
+            # TLS from a ClusterIssuer needs its name; from a Secret, the Secret's name.
+            when(
+                at("entryPoint.tls.mode", {"const": "clusterIssuer"}),
+                at("entryPoint.tls.clusterIssuer", {"minLength": 1}, required=True),
+            ),
+            when(
+                at("entryPoint.tls.mode", {"enum": ["secret", "selfSigned", "clusterIssuer"]}),
+                at("entryPoint.tls.secretName", NAME),
+            ),
+            # Attaching to someone else's Gateway needs its name.
+            when(
+                {
+                    "allOf": [
+                        at("gateway.enabled", {"const": True}),
+                        at("gateway.create", {"const": False}),
+                    ]
                 },
-                "then": {
-                    "properties": {
-                        "ingress": {
-                            "properties": {
-                                "tls": {
-                                    "properties": {"clusterIssuer": {"minLength": 1}},
-                                    "required": ["clusterIssuer"],
-                                }
-                            }
-                        }
-                    }
-                },
-            },
-            {
-                "if": {
-                    "properties": {
-                        "ingress": {
-                            "properties": {
-                                "tls": {
-                                    "properties": {
-                                        "mode": {"enum": ["secret", "selfSigned", "clusterIssuer"]}
-                                    }
-                                }
-                            }
-                        }
-                    }
-                },
-                "then": {
-                    "properties": {
-                        "ingress": {"properties": {"tls": {"properties": {"secretName": NAME}}}}
-                    }
-                },
-            },
+                at("gateway.parentRefs", {"minItems": 1}),
+            ),
         ],
     }
 

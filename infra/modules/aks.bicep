@@ -1,7 +1,8 @@
 // The cluster: Entra ID sign-in with Azure RBAC (no local accounts), an OIDC issuer and
 // workload identity (each service's pods sign in as its own managed identity), the Key
-// Vault Secrets Store CSI driver, Cilium network policy (the charts' NetworkPolicies), and
-// two autoscaled node pools across zones: system (cluster add-ons only) and user (the app).
+// Vault Secrets Store CSI driver, Cilium network policy (the charts' NetworkPolicies), the
+// managed Gateway API CRDs (standard channel) for the entry point, and two autoscaled node
+// pools across zones: system (cluster add-ons only) and user (the app).
 
 param name string
 param location string
@@ -44,9 +45,34 @@ param encryptionAtHost bool = false
 @description('Log Analytics workspace for Container Insights.')
 param workspaceId string
 
+@description('The Gateway API implementation in front of the app: nginxGatewayFabric (the charts\' default, installed with its Helm chart from k8s/gateway) or appRoutingIstio (the application routing add-on in Gateway API mode, managed by AKS; charts/drone-delivery/values-aks-approuting.yaml). No NGINX Ingress add-on either way: it is out of support.')
+@allowed([
+  'nginxGatewayFabric'
+  'appRoutingIstio'
+])
+param gatewayImplementation string = 'nginxGatewayFabric'
+
 param tags object = {}
 
-resource cluster 'Microsoft.ContainerService/managedClusters@2024-09-01' = {
+// The application routing add-on in Gateway API mode only: no NGINX Ingress controller.
+var appRoutingIstio = {
+  enabled: true
+  gatewayAPIImplementations: {
+    appRoutingIstio: {
+      mode: 'Enabled'
+    }
+  }
+  nginx: {
+    defaultIngressControllerType: 'None'
+  }
+}
+
+var appRoutingOff = {
+  enabled: false
+}
+
+// managedClusters 2026-04-01: ingressProfile.gatewayAPI and webAppRouting.gatewayAPIImplementations.
+resource cluster 'Microsoft.ContainerService/managedClusters@2026-04-01' = {
   name: name
   location: location
   tags: tags
@@ -92,6 +118,13 @@ resource cluster 'Microsoft.ContainerService/managedClusters@2024-09-01' = {
       networkPolicy: 'cilium'
       loadBalancerSku: 'standard'
       outboundType: 'loadBalancer'
+    }
+    ingressProfile: {
+      // The Gateway API CRDs, standard channel, managed (and upgraded) by AKS.
+      gatewayAPI: {
+        installation: 'Standard'
+      }
+      webAppRouting: (gatewayImplementation == 'appRoutingIstio') ? appRoutingIstio : appRoutingOff
     }
     addonProfiles: {
       azureKeyvaultSecretsProvider: {

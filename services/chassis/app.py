@@ -1,5 +1,5 @@
 """The one way a service's FastAPI app is put together: health, problem details, start-up,
-traces (a server span per route) and metrics (/metrics)."""
+traces (a server span per route), metrics (/metrics) and request limits."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from chassis import health as health_routes
 from chassis import telemetry
 from chassis.faults import FaultInjection
 from chassis.health import Health
+from chassis.limits import RequestLimits
 from chassis.metrics import HttpMetrics, fastapi_route, metrics_endpoint
 from chassis.problems import document_problems, install_problem_handlers
 from chassis.public import IsPublic, PublicPortGuard
@@ -79,6 +80,15 @@ def create_service_app(
             public_port=settings.public_port,
             is_public=is_public or (lambda method, path: False),
         )
+    limits = settings or ServiceSettings()
+    # Inside the metrics middleware: refused requests are counted; outside the public port
+    # guard: the limits hold on both ports.
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=limits.max_body_bytes,
+        max_in_flight=limits.max_in_flight_requests,
+        retry_after_seconds=limits.overload_retry_after_seconds,
+    )
     app.add_middleware(HttpMetrics, route_of=fastapi_route)
     telemetry.instrument_app(app)
     return app

@@ -35,6 +35,12 @@ class ServiceSettings(BaseSettings):
     breaker_recovery_seconds: float = Field(10.0, gt=0)
     bulkhead_max_concurrent: int = Field(64, ge=1, le=10_000)
     bulkhead_max_wait_seconds: float = Field(5.0, gt=0)
+    # Inbound requests (see chassis/limits.py): a body bigger than this is refused with 413;
+    # beyond this many requests in flight, 429 with Retry-After. The body limit matches the
+    # entry point's; requests here are a few hundred bytes.
+    max_body_bytes: int = Field(65_536, ge=1, le=16 * 1024 * 1024)
+    max_in_flight_requests: int = Field(256, ge=1, le=100_000)
+    overload_retry_after_seconds: int = Field(1, ge=1, le=300)
     # Fault injection for demos and chaos tests, off unless set (see chassis/faults.py).
     fault_error_rate: float = Field(0.0, ge=0, le=1)
     fault_latency_ms: int = Field(0, ge=0, le=60_000)

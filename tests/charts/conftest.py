@@ -26,6 +26,9 @@ SERVICES = ("ingestion", "workflow", "package", "dronescheduler", "delivery")
 NAMESPACE = "drone-delivery"
 RELEASE = "drone-delivery"
 ENVIRONMENTS = ("dev", "prod")
+# values-prod.yaml turns API authentication on and leaves the tenant and the audience to
+# the user (the schema refuses it without them): the renders add example ones.
+PROD_IDENTITY = Path(__file__).with_name("values-prod-identity.yaml")
 
 Manifest = dict[str, Any]
 
@@ -88,6 +91,7 @@ def _render(helm: str, environment: str, sets: tuple[str, ...]) -> tuple[Manifes
         NAMESPACE,
         "-f",
         str(UMBRELLA / f"values-{environment}.yaml"),
+        *(["-f", str(PROD_IDENTITY)] if environment == "prod" else []),
     ]
     for s in sets:
         args += [s] if s.startswith("--") else ["--set", s]
@@ -132,7 +136,7 @@ def load_yaml_docs(path: Path) -> list[Manifest]:
 def k8s_manifests() -> list[Manifest]:
     docs: list[Manifest] = []
     for path in sorted(K8S.rglob("*.yaml")):
-        if path == K8S / "ingress-nginx" / "values.yaml":
+        if path.name.endswith("values.yaml"):  # Helm values for other charts, not manifests
             continue
         docs += load_yaml_docs(path)
     return docs

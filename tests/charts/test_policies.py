@@ -1,5 +1,5 @@
-"""What every rendered workload must have, the ingress against the route table, and the
-network flows, checked on the umbrella chart as values-dev.yaml and values-prod.yaml
+"""What every rendered workload must have, the Ingress variant against the route table
+(the Gateway API routes: test_gateway_routes.py), and the network flows, checked on the umbrella chart as values-dev.yaml and values-prod.yaml
 render it (the same output `helm install` would apply)."""
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from tests.charts.conftest import (
     ENVIRONMENTS,
     K8S,
     NAMESPACE,
+    PROD_IDENTITY,
     RELEASE,
     SERVICES,
     UMBRELLA,
@@ -35,9 +36,10 @@ from tests.charts.conftest import (
 
 UID = 10001
 PUBLIC_SERVICES = {"ingestion", "delivery"}
-INGRESS_NAMESPACE = "ingress-nginx"
+GATEWAY_NAMESPACE = "drone-delivery-gateway"
+GATEWAY_LABEL = "gateway.networking.k8s.io/gateway-name"
 DATASTORES_NAMESPACE = "drone-datastores"
-# Callers of each service on 8080 inside the namespace (besides the ingress controller).
+# Callers of each service on 8080 inside the namespace (besides the entry point).
 CALLERS = {
     "ingestion": set(),
     "workflow": set(),
@@ -59,7 +61,7 @@ DEV_STORES = {
 AZURE_PORTS = {443, 5671, 6380}
 PRIVATE = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
 
-# Internal APIs (workflow's calls, reports): none may match a public ingress path.
+# Internal APIs (workflow's calls, reports): none may match a public entry-point path.
 INTERNAL_PATHS = [
     "/api/packages/mypackage",
     "/api/packages/summary/myowner",
@@ -238,11 +240,14 @@ def test_no_removed_or_beta_apis(manifests: tuple[Manifest, ...]) -> None:
     for m in (*manifests, *k8s_manifests()):
         assert not re.search(r"v\d+(alpha|beta)\d+$", m["apiVersion"]) or m["apiVersion"] in (
             "keda.sh/v1alpha1",  # KEDA's only API version
+            "gateway.nginx.org/v1alpha1",  # NGINX Gateway Fabric's policies' only version
         ), m["apiVersion"]
         assert not m["apiVersion"].startswith("extensions/")
 
 
-# ---------------------------------------------------------------- ingress
+# ---------------------------------------------------------------- ingress (off by default)
+
+INGRESS_ON = "ingress.enabled=true"
 
 
 def test_route_table_copy_is_current() -> None:
@@ -250,11 +255,22 @@ def test_route_table_copy_is_current() -> None:
     assert copy == json.loads(routes.as_json()), "run scripts/sync-chart-routes.sh"
 
 
+@pytest.fixture
+def with_ingress(
+    render: Callable[..., tuple[Manifest, ...]], environment: str
+) -> tuple[Manifest, ...]:
+    return render(environment, INGRESS_ON)
+
+
+def test_no_ingress_by_default(manifests: tuple[Manifest, ...]) -> None:
+    assert of_kind(manifests, "Ingress") == []
+
+
 def ingress_paths(manifests: tuple[Manifest, ...]) -> dict[bool, dict[str, str]]:
     """{versioned: {path: service}} over the release's Ingresses."""
     found: dict[bool, dict[str, str]] = {False: {}, True: {}}
     for ing in of_kind(manifests, "Ingress"):
-        versioned = "nginx.ingress.kubernetes.io/rewrite-target" in ing["metadata"]["annotations"]
+        versioned = "nginx.org/rewrite-target" in ing["metadata"]["annotations"]
         for rule in ing["spec"]["rules"]:
             for p in rule["http"]["paths"]:
                 assert p["pathType"] == "ImplementationSpecific"  # regex paths
@@ -263,63 +279,60 @@ def ingress_paths(manifests: tuple[Manifest, ...]) -> dict[bool, dict[str, str]]
     return found
 
 
-def test_ingress_paths_are_the_route_table(manifests: tuple[Manifest, ...]) -> None:
-    paths = ingress_paths(manifests)
+def test_ingress_paths_are_the_route_table(with_ingress: tuple[Manifest, ...]) -> None:
+    paths = ingress_paths(with_ingress)
     prefix = re.escape(routes.VERSION_PREFIX)
     assert paths[False] == {f"{r.pattern}$": r.service for r in routes.ROUTES}
     assert paths[True] == {f"{prefix}/({r.pattern[1:]})$": r.service for r in routes.ROUTES}
 
 
 def nginx_location_for(manifests: tuple[Manifest, ...], path: str) -> list[tuple[str, str]]:
-    """The Ingress paths that would take `path`: ingress-nginx makes each regex path a
-    case-insensitive location anchored at the start only (`location ~* "^PATH"`)."""
+    """The Ingress paths that would take `path`: with nginx.org/path-regex: case_sensitive
+    F5 NGINX Ingress Controller makes each path a regex location anchored at its start
+    only (`location ~ "^PATH"`); the chart closes each one with `$`."""
     hits = []
     for versioned, table in ingress_paths(manifests).items():
         for pattern, service in table.items():
-            m = re.match(pattern, path, re.IGNORECASE)
+            m = re.match(pattern, path)
             if m:
                 # rewrite-target /$1: the path the service receives
                 hits.append(("/" + m.group(1) if versioned else path, service))
     return hits
 
 
-def test_ingress_exposes_nothing_internal(manifests: tuple[Manifest, ...]) -> None:
+def test_ingress_exposes_nothing_internal(with_ingress: tuple[Manifest, ...]) -> None:
     for path in INTERNAL_PATHS:
         for candidate in (path, routes.VERSION_PREFIX + path):
-            assert nginx_location_for(manifests, candidate) == [], candidate
+            assert nginx_location_for(with_ingress, candidate) == [], candidate
 
 
-def test_ingress_routes_every_public_path(manifests: tuple[Manifest, ...]) -> None:
+def test_ingress_routes_every_public_path(with_ingress: tuple[Manifest, ...]) -> None:
     for path, service in PUBLIC_PATHS.items():
-        assert nginx_location_for(manifests, path) == [(path, service)]
-        assert nginx_location_for(manifests, routes.VERSION_PREFIX + path) == [(path, service)]
+        assert nginx_location_for(with_ingress, path) == [(path, service)]
+        assert nginx_location_for(with_ingress, routes.VERSION_PREFIX + path) == [(path, service)]
 
 
-def test_ingress_settings(manifests: tuple[Manifest, ...], environment: str) -> None:
-    ings = of_kind(manifests, "Ingress")
+def test_ingress_settings(with_ingress: tuple[Manifest, ...], environment: str) -> None:
+    ings = of_kind(with_ingress, "Ingress")
     assert len(ings) == 2
     issuers = []
     for ing in ings:
         a = ing["metadata"]["annotations"]
-        assert a["nginx.ingress.kubernetes.io/use-regex"] == "true"
-        assert int(a["nginx.ingress.kubernetes.io/limit-rps"]) > 0
-        assert int(a["nginx.ingress.kubernetes.io/limit-burst-multiplier"]) > 0
+        assert a["nginx.org/path-regex"] == "case_sensitive"
+        assert a["nginx.org/client-max-body-size"] == "64k"
         assert ing["spec"]["ingressClassName"] == "nginx"
         (tls,) = ing["spec"]["tls"]
         assert tls["hosts"] == [ing["spec"]["rules"][0]["host"]]
-        assert not any("snippet" in k for k in a), "snippets are disabled on the controller"
+        assert not any("snippet" in k for k in a), "raw NGINX config is refused"
         issuers += [k for k in a if k.startswith("cert-manager.io/")]
-        if "nginx.ingress.kubernetes.io/rewrite-target" in a:
-            assert a["nginx.ingress.kubernetes.io/rewrite-target"] == "/$1"
-            assert a["nginx.ingress.kubernetes.io/x-forwarded-prefix"] == routes.VERSION_PREFIX
+        if "nginx.org/rewrite-target" in a:
+            assert a["nginx.org/rewrite-target"] == "/$1"
     if environment == "dev":  # one Certificate per Secret: only one Ingress asks cert-manager
         assert issuers == ["cert-manager.io/issuer"]
-        assert len(of_kind(manifests, "Issuer")) == 1
+        assert NAMESPACE in {i["metadata"]["namespace"] for i in of_kind(with_ingress, "Issuer")}
     else:
-        assert issuers == [] and of_kind(manifests, "Issuer") == []
-        assert (
-            ings[0]["metadata"]["annotations"]["nginx.ingress.kubernetes.io/ssl-redirect"] == "true"
-        )
+        assert issuers == [] and of_kind(with_ingress, "Issuer") == []
+        assert ings[0]["metadata"]["annotations"]["nginx.org/redirect-to-https"] == "true"
 
 
 # ---------------------------------------------------------------- network policies
@@ -330,7 +343,7 @@ def policies(manifests: tuple[Manifest, ...]) -> dict[str, Manifest]:
 
 
 def peer_key(peer: dict[str, Any]) -> tuple[str, str]:
-    """(namespace or '' for this one or 'ipBlock', app name or '*')."""
+    """(namespace or '' for this one or 'ipBlock', app or Gateway name or '*')."""
     if "ipBlock" in peer:
         return ("ipBlock", peer["ipBlock"]["cidr"])
     ns = (
@@ -339,7 +352,10 @@ def peer_key(peer: dict[str, Any]) -> tuple[str, str]:
         .get("kubernetes.io/metadata.name", "")
     )
     labels = peer.get("podSelector", {}).get("matchLabels", {})
-    return (ns, labels.get("app.kubernetes.io/name") or labels.get("k8s-app") or "*")
+    name = (
+        labels.get("app.kubernetes.io/name") or labels.get("k8s-app") or labels.get(GATEWAY_LABEL)
+    )
+    return (ns, name or "*")
 
 
 def flows(rules: list[dict[str, Any]], direction: str) -> set[tuple[str, str, int, str]]:
@@ -374,7 +390,7 @@ def test_service_ingress_flows(manifests: tuple[Manifest, ...]) -> None:
         assert spec["policyTypes"] == ["Ingress", "Egress"]
         expected = {("", caller, 8080, "TCP") for caller in CALLERS[name]}
         if name in PUBLIC_SERVICES:
-            expected.add((INGRESS_NAMESPACE, "ingress-nginx", 8081, "TCP"))
+            expected.add((GATEWAY_NAMESPACE, RELEASE, 8081, "TCP"))  # the Gateway's proxies
         assert flows(spec["ingress"], "ingress") == expected, name
 
 
@@ -412,19 +428,19 @@ def test_workflow_calls_services_in_cluster(
 ) -> None:
     (c,) = deployments(manifests)["workflow"]["spec"]["template"]["spec"]["containers"]
     env = env_of(c)
-    host = values(environment)["ingress"]["host"]
+    host = values(environment)["entryPoint"]["host"]
     for service in ("package", "dronescheduler", "delivery"):
         url = env[f"{service.upper()}_URL"]
         assert url == f"http://{service}.{NAMESPACE}.svc.cluster.local:8080", url
         assert host not in url
 
 
-def test_smoke_test_reaches_only_the_ingress(manifests: tuple[Manifest, ...]) -> None:
+def test_smoke_test_reaches_only_the_gateway(manifests: tuple[Manifest, ...]) -> None:
     spec = policies(manifests)[f"{RELEASE}-smoke-test"]["spec"]
     assert spec["ingress"] == []
     egress = flows(spec["egress"], "egress")
-    assert {f[0] for f in egress} == {"kube-system", INGRESS_NAMESPACE}
-    assert {f[2] for f in egress if f[0] == INGRESS_NAMESPACE} == {80, 443}
+    assert {f[0] for f in egress} == {"kube-system", GATEWAY_NAMESPACE}
+    assert {f[2] for f in egress if f[0] == GATEWAY_NAMESPACE} == {80, 443}
 
 
 # ---------------------------------------------------------------- the namespace layout in k8s/
@@ -432,7 +448,7 @@ def test_smoke_test_reaches_only_the_ingress(manifests: tuple[Manifest, ...]) ->
 
 def test_namespaces_the_policies_name_exist() -> None:
     declared = {m["metadata"]["name"] for m in k8s_manifests() if m["kind"] == "Namespace"}
-    assert {NAMESPACE, INGRESS_NAMESPACE, DATASTORES_NAMESPACE} <= declared
+    assert {NAMESPACE, GATEWAY_NAMESPACE, DATASTORES_NAMESPACE} <= declared
 
 
 def test_datastores_admit_exactly_their_owners() -> None:
@@ -482,12 +498,11 @@ def load_yaml_docs_all(folder: Path) -> list[Manifest]:
     return [d for path in sorted(folder.glob("*.yaml")) for d in load_yaml_docs(path)]
 
 
-def test_ingress_controller_reaches_only_the_public_services() -> None:
-    (policy,) = [
-        p
-        for p in load_yaml_docs(K8S / "ingress-nginx" / "networkpolicy.yaml")
-        if p["metadata"]["name"] == "ingress-nginx-controller"
-    ]
+def test_gateway_data_plane_reaches_only_the_public_ports() -> None:
+    docs = load_yaml_docs(K8S / "gateway" / "networkpolicy.yaml")
+    assert {d["metadata"]["namespace"] for d in docs} == {GATEWAY_NAMESPACE}
+    (policy,) = [p for p in docs if p["metadata"]["name"] == "drone-delivery-gateway"]
+    assert policy["spec"]["podSelector"]["matchLabels"] == {GATEWAY_LABEL: RELEASE}
     to_app = [
         r
         for r in policy["spec"]["egress"]
@@ -499,18 +514,17 @@ def test_ingress_controller_reaches_only_the_public_services() -> None:
     ]
     (rule,) = to_app
     (expr,) = rule["to"][0]["podSelector"]["matchExpressions"]
+    # The public services (the side-by-side release's pods carry the same name label).
     assert set(expr["values"]) == PUBLIC_SERVICES
     assert [p["port"] for p in rule["ports"]] == [8081]
 
 
-def test_ingress_nginx_values() -> None:
-    v = yaml.safe_load((K8S / "ingress-nginx" / "values.yaml").read_text())["controller"]
-    assert v["replicaCount"] >= 2 and v["autoscaling"]["minReplicas"] >= 2
-    assert v["minAvailable"] >= 1  # the chart's PodDisruptionBudget
-    assert v["metrics"]["enabled"] is True
-    assert v["allowSnippetAnnotations"] is False
-    assert v["service"]["externalTrafficPolicy"] == "Local"  # per-client-IP rate limits
-    assert v["config"]["limit-req-status-code"] == "429"
+def test_nginx_gateway_fabric_values() -> None:
+    v = yaml.safe_load((K8S / "gateway" / "nginx-gateway-fabric-values.yaml").read_text())
+    assert v["nginxGateway"]["replicas"] >= 2 and v["nginx"]["replicas"] >= 2
+    assert v["nginxGateway"]["gatewayClassName"] == "nginx"
+    assert v["nginxGateway"]["snippetsFilters"]["enable"] is False
+    assert v["nginx"]["service"]["externalTrafficPolicy"] == "Local"  # per-client-IP limits
 
 
 def test_rbac_is_namespaced() -> None:
@@ -518,7 +532,7 @@ def test_rbac_is_namespaced() -> None:
     assert not kinds & {"ClusterRole", "ClusterRoleBinding"}
     for m in k8s_manifests():
         if m["kind"] in ("Role", "RoleBinding"):
-            assert m["metadata"]["namespace"] == NAMESPACE
+            assert m["metadata"]["namespace"] in (NAMESPACE, GATEWAY_NAMESPACE)
             if m["kind"] == "RoleBinding":
                 assert m["roleRef"]["kind"] == "Role"
 
@@ -633,8 +647,8 @@ BAD_VALUES = [
     "delivery.env.STORE_URL=ftp://nowhere",
     "workflow.probes.liveness.periodSeconds=0",
     "package.resources.limits.cpu=lots",
-    "ingress.tls.mode=letsencrypt",
-    "ingress.tls.mode=clusterIssuer",  # without ingress.tls.clusterIssuer
+    "entryPoint.tls.mode=letsencrypt",
+    "entryPoint.tls.mode=clusterIssuer",  # without entryPoint.tls.clusterIssuer
     "workflow.keda.enabled=true",  # dev: no Service Bus namespace, no identity
     "dronescheduler.replicaCont=3",  # a typo
 ]
@@ -650,9 +664,10 @@ def test_bad_values_are_refused(helm: str, command: str, bad: str) -> None:
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
 def test_good_values_lint(helm: str, environment: str) -> None:
-    done = run_helm(
-        helm, "lint", "--strict", str(UMBRELLA), "-f", str(UMBRELLA / f"values-{environment}.yaml")
-    )
+    files = ["-f", str(UMBRELLA / f"values-{environment}.yaml")]
+    if environment == "prod":
+        files += ["-f", str(PROD_IDENTITY)]
+    done = run_helm(helm, "lint", "--strict", str(UMBRELLA), *files)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -668,11 +683,12 @@ def test_notes_say_how_to_reach_the_app(helm: str, environment: str, tmp_path: P
     )
     done = run_helm(
         helm, "template", RELEASE, str(chart), "-n", NAMESPACE,
-        "-f", str(UMBRELLA / f"values-{environment}.yaml"), "--show-only", "templates/notes.yaml",
+        "-f", str(UMBRELLA / f"values-{environment}.yaml"), "-f", str(PROD_IDENTITY),
+        "--show-only", "templates/notes.yaml",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     text = yaml.safe_load(done.stdout)["notes"]
-    host = values(environment)["ingress"]["host"]
+    host = values(environment)["entryPoint"]["host"]
     assert f"{routes.VERSION_PREFIX}/api/deliveryrequests" in text
     assert "/api/deliveries/$DELIVERY_ID" in text and host in text
-    assert "ingress-nginx-controller" in text and "helm test" in text
+    assert "kubectl get gateway" in text and "helm test" in text

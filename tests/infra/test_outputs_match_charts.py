@@ -248,6 +248,9 @@ def test_the_cluster_has_what_the_charts_rely_on(bicep: dict[str, Bicep]) -> Non
     assert props["addonProfiles"]["azureKeyvaultSecretsProvider"]["enabled"] is True
     assert props["networkProfile"]["networkPolicy"] == "cilium"  # the charts' NetworkPolicies
     assert props["disableLocalAccounts"] is True
+    # The entry point is Gateway API: the managed CRDs, standard channel (the charts' HTTPRoutes).
+    assert props["ingressProfile"]["gatewayAPI"]["installation"] == "Standard"
+    assert "appRoutingIstio" in str(props["ingressProfile"]["webAppRouting"])
     pools = {p["mode"]: p for p in props["agentPoolProfiles"]}
     assert set(pools) == {"System", "User"}
     assert pools["System"]["onlyCriticalAddonsEnabled"] is True  # the app runs on "user"
@@ -294,17 +297,27 @@ def test_values_from_outputs_name_what_the_deployment_made() -> None:
         assert identity == {"clientId": o[f"{service}ClientId"], "tenantId": o["tenantId"]}
         env = {e["name"]: e["value"] for e in values[service]["extraEnv"]}
         assert env["APPLICATIONINSIGHTS_CONNECTION_STRING"] == o["appInsightsConnectionString"]
+        # API authentication goes to `env`, where the charts' schemas check it.
         public = service in ("ingestion", "delivery")
-        assert ("AUTH_ENABLED" in env) is public
+        assert ("AUTH_ENABLED" in values[service]["env"]) is public
+        if public:
+            assert values[service]["env"]["AUTH_TENANT_ID"] == o["tenantId"]
+            assert values[service]["env"]["AUTH_AUDIENCE"] == "api://drone-delivery"
+    auth = {
+        "AUTH_ENABLED": "true",
+        "AUTH_TENANT_ID": o["tenantId"],
+        "AUTH_AUDIENCE": "api://drone-delivery",
+    }
     assert values["ingestion"]["env"] == {
         "QUEUE_URL": o["queueUrl"],
         "STORE_URL": o["ingestionStoreUrl"],
+        **auth,
     }
     assert values["workflow"]["env"] == {"QUEUE_URL": o["queueUrl"]}
     assert values["workflow"]["keda"]["serviceBusNamespace"] == o["serviceBusNamespaceFqdn"]
     assert values["package"]["env"] == {"STORE_URL": o["packageStoreUrl"]}
     assert values["dronescheduler"]["env"] == {"STORE_URL": o["droneschedulerStoreUrl"]}
-    assert values["delivery"]["env"] == {"STORE_URL": o["deliveryStoreUrl"]}
+    assert values["delivery"]["env"] == {"STORE_URL": o["deliveryStoreUrl"], **auth}
     assert values["delivery"]["secretFiles"]["files"] == {"REDIS_PASSWORD_FILE": "redis-password"}
 
 

@@ -116,7 +116,9 @@ def test_github_runs_the_new_version_beside_the_old_before_promoting(
     assert "helm upgrade --install drone-delivery-next" in canary
     assert "infra/deploy/next-release.yaml" in canary
     assert "X-Canary: always" in canary
-    assert "canary-weight=10" in canary
+    assert "gateway.canary.enabled=true" in canary
+    assert "gateway.canary.weight=10" in canary
+    assert "nginx.ingress.kubernetes.io" not in canary  # no controller's annotations
     promote = steps_text(github["jobs"]["production-promote"])
     assert promote.index("helm upgrade drone-delivery ") < promote.index(
         "helm uninstall drone-delivery-next"
@@ -162,7 +164,8 @@ def test_azure_production_is_a_canary_with_promotion_and_rollback(azure: dict[An
     assert canary["increments"] == ["10", "50"]
     deploy = text(canary["deploy"])
     assert "drone-delivery-next" in deploy and "X-Canary: always" in deploy
-    assert "canary-weight=$(strategy.increment)" in text(canary["routeTraffic"])
+    assert "gateway.canary.enabled=true" in deploy
+    assert "gateway.canary.weight=$(strategy.increment)" in text(canary["routeTraffic"])
     on = canary[True]  # YAML 1.1 reads the key `on` as true
     assert "helm uninstall drone-delivery-next" in text(on["failure"])
     success = text(on["success"])
@@ -178,7 +181,8 @@ def rendered(helm: str, release: str, *values: Path, tmp_path: Path) -> list[dic
     azure_values = tmp_path / "azure.yaml"
     out = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "azure-values.py"),
-         str(ROOT / "tests" / "infra" / "sample-outputs.json"), "-o", str(azure_values)],
+         str(ROOT / "tests" / "infra" / "sample-outputs.json"), "-o", str(azure_values),
+         "--api-audience", "api://drone-delivery"],  # production requires authentication
         check=True, capture_output=True, text=True,
     )  # fmt: skip
     assert out.returncode == 0
@@ -218,7 +222,8 @@ def test_the_next_release_lives_beside_the_main_one(helm: str, tmp_path: Path) -
     assert not any(
         d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "default-deny" for d in nxt
     )
-    # ingress-nginx's egress policy admits pods named ingestion and delivery: so are these.
+    # The Gateway's egress policy (k8s/gateway) admits pods named ingestion and delivery:
+    # so are these.
     deployments = {d["metadata"]["name"]: d for d in nxt if d["kind"] == "Deployment"}
     for service in ("ingestion", "delivery"):
         labels = deployments[f"{service}-next"]["spec"]["template"]["metadata"]["labels"]
@@ -231,35 +236,34 @@ def test_the_next_release_lives_beside_the_main_one(helm: str, tmp_path: Path) -
         assert f"{downstream.lower()}-next.drone-delivery.svc" in workflow_env[f"{downstream}_URL"]
 
 
-def test_the_next_release_s_ingresses_are_canaries_of_the_main_ones(
-    helm: str, tmp_path: Path
-) -> None:
-    main = {
-        d["metadata"]["name"]: d
-        for d in rendered(helm, "drone-delivery", tmp_path=tmp_path)
-        if d["kind"] == "Ingress"
+def test_the_main_release_s_routes_carry_the_next_release(helm: str, tmp_path: Path) -> None:
+    """Side by side on standard Gateway API fields: the next release routes nothing; the
+    main release's HTTPRoutes send weighted shares, or the X-Canary header, to its
+    Services' public ports."""
+    nxt = rendered(helm, "drone-delivery-next", NEXT_RELEASE, tmp_path=tmp_path)
+    assert not [d for d in nxt if d["kind"] in ("HTTPRoute", "Gateway", "Ingress")]
+    next_services = {
+        d["metadata"]["name"]: {p["port"] for p in d["spec"]["ports"]}
+        for d in nxt
+        if d["kind"] == "Service"
     }
-    nxt = {
-        d["metadata"]["name"]: d
-        for d in rendered(helm, "drone-delivery-next", NEXT_RELEASE, tmp_path=tmp_path)
-        if d["kind"] == "Ingress"
-    }
-    assert set(nxt) == {
-        f"{n}-next" if n == "drone-delivery" else n.replace("drone-delivery", "drone-delivery-next")
-        for n in main
-    }
-    for name, ingress in nxt.items():
-        annotations = ingress["metadata"]["annotations"]
-        assert annotations["nginx.ingress.kubernetes.io/canary"] == "true"
-        assert annotations["nginx.ingress.kubernetes.io/canary-by-header"] == "X-Canary"
-        assert annotations["nginx.ingress.kubernetes.io/canary-weight"] == "0"
-        twin = main[name.replace("drone-delivery-next", "drone-delivery")]
-        # Same host and paths as the main Ingress (NGINX pairs a canary with them)...
-        assert ingress["spec"]["rules"][0]["host"] == twin["spec"]["rules"][0]["host"]
-        paths = [p["path"] for p in ingress["spec"]["rules"][0]["http"]["paths"]]
-        assert paths == [p["path"] for p in twin["spec"]["rules"][0]["http"]["paths"]]
-        # ...but to the new version's Services.
-        backends = {
-            p["backend"]["service"]["name"] for p in ingress["spec"]["rules"][0]["http"]["paths"]
-        }
-        assert backends == {"ingestion-next", "delivery-next"}
+    canary = tmp_path / "canary.yaml"
+    canary.write_text(yaml.safe_dump({"gateway": {"canary": {"enabled": True, "weight": 10}}}))
+    main = rendered(helm, "drone-delivery", canary, tmp_path=tmp_path)
+    routes = [d for d in main if d["kind"] == "HTTPRoute" and d["metadata"]["name"] in
+              ("drone-delivery", "drone-delivery-versioned")]  # fmt: skip
+    assert len(routes) == 2
+    for route in routes:
+        for rule in route["spec"]["rules"]:
+            backends = rule["backendRefs"]
+            headers = {h["value"] for m in rule["matches"] for h in m.get("headers", [])}
+            names = {b["name"] for b in backends}
+            if not headers:  # everyone: 90 / 10
+                assert sorted(b["weight"] for b in backends) == [10, 90]
+            elif headers == {"always"}:
+                assert all(n.endswith("-next") for n in names)
+            else:
+                assert headers == {"never"} and not any(n.endswith("-next") for n in names)
+            for b in backends:
+                if b["name"].endswith("-next"):
+                    assert 8081 in next_services[b["name"]], b  # the public port

@@ -20,3 +20,18 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- define "drone-delivery.selfSignedIssuer" -}}
 {{- printf "%s-selfsigned" .Release.Name -}}
 {{- end -}}
+
+{{/* The annotation that has cert-manager issue entryPoint.tls.secretName, if any. */}}
+{{- define "drone-delivery.certManagerAnnotation" -}}
+{{- $tls := .Values.entryPoint.tls -}}
+{{- if eq $tls.mode "selfSigned" -}}
+cert-manager.io/issuer: {{ include "drone-delivery.selfSignedIssuer" . }}
+{{- else if eq $tls.mode "clusterIssuer" -}}
+cert-manager.io/cluster-issuer: {{ required "entryPoint.tls.clusterIssuer is required when entryPoint.tls.mode is clusterIssuer" $tls.clusterIssuer }}
+{{- end -}}
+{{- end -}}
+
+{{/* The Gateway API routes, read once: files/gateway-routes.json (scripts/sync-chart-routes.sh). */}}
+{{- define "drone-delivery.gatewayRoutes" -}}
+{{- .Files.Get "files/gateway-routes.json" -}}
+{{- end -}}

@@ -60,8 +60,8 @@ spec:
             - name: http
               containerPort: 8080
               protocol: TCP
-            {{- if .Values.networkPolicy.fromIngressController }}
-            # Only the public routes are served here: the ingress targets this port.
+            {{- if .Values.networkPolicy.fromGateway }}
+            # Only the public routes are served here: the entry point targets this port.
             - name: public
               containerPort: 8081
               protocol: TCP
@@ -71,7 +71,7 @@ spec:
               value: "0.0.0.0"
             - name: PORT
               value: "8080"
-            {{- if .Values.networkPolicy.fromIngressController }}
+            {{- if .Values.networkPolicy.fromGateway }}
             - name: PUBLIC_PORT
               value: "8081"
             {{- end }}

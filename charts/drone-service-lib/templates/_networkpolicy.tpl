@@ -56,14 +56,20 @@ spec:
 {{- define "drone-service-lib.networkpolicy.ingress" -}}
 {{- $np := .Values.networkPolicy -}}
 {{- $release := .Release.Name -}}
-{{- if $np.fromIngressController }}
+{{- if $np.fromGateway }}
 - from:
+    {{- with $np.gateway.podLabels }}
     - namespaceSelector:
         matchLabels:
-          kubernetes.io/metadata.name: {{ $np.ingressController.namespace }}
+          kubernetes.io/metadata.name: {{ $np.gateway.namespace }}
       podSelector:
         matchLabels:
-          {{- toYaml $np.ingressController.podLabels | nindent 10 }}
+          {{- toYaml . | nindent 10 }}
+    {{- end }}
+    {{- range $np.gateway.cidrs }}
+    - ipBlock:
+        cidr: {{ . }}
+    {{- end }}
   ports:
     - port: 8081   # the public port: public routes only
       protocol: TCP

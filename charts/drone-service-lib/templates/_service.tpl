@@ -14,7 +14,7 @@ spec:
       port: 8080
       targetPort: http
       protocol: TCP
-    {{- if .Values.networkPolicy.fromIngressController }}
+    {{- if .Values.networkPolicy.fromGateway }}
     - name: public
       port: 8081
       targetPort: public
