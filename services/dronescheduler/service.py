@@ -21,6 +21,7 @@ from chassis.documents import (
     DocumentExists,
     DocumentStore,
 )
+from dronescheduler.config import Settings
 from dronescheduler.models import (
     Drone,
     Location,
@@ -36,7 +37,7 @@ DRONES = Collection(name="drones", partition_key="id")
 ASSIGNMENTS = Collection(name="assignments", indexed=("ownerId", "month"), partition_key="id")
 ASSIGNED, CANCELLED, BOOKING = "Assigned", "Cancelled", "Booking"
 # A claim older than this belongs to a booker that died: another call may take it over.
-CLAIM_STALE_AFTER = timedelta(seconds=30)
+CLAIM_STALE_AFTER = timedelta(seconds=Settings().claim_stale_after_seconds)
 MAX_CONFLICTS = 50
 
 _rng = random.Random()
