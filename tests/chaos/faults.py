@@ -10,10 +10,13 @@ the launcher asks for SIGTERM when the *thread* that started a child exits
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+
+import httpx
 
 from launcher.stack import Stack
 from tests.chaos.footing import Broker, OwnPostgres, OwnRedis
@@ -55,16 +58,35 @@ async def kill_and_restart(stack: Stack, name: str, down: float = 0.0) -> str:
     )
 
 
+async def _busy(url: str, within: float) -> int:
+    """Wait (bounded) for a moment when the service is serving a request, so that a freeze
+    catches a booking under way: the requests in flight then (0 if none came)."""
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient(base_url=url, timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                text = (await client.get("/metrics")).text
+                for line in text.splitlines():
+                    if line.startswith("http_requests_in_flight "):
+                        busy = int(float(line.split()[1]))
+                        if busy:
+                            return busy
+            await asyncio.sleep(0.01)
+    return 0
+
+
 async def freeze(stack: Stack, name: str, seconds: float) -> str:
     """SIGSTOP, then SIGCONT after `seconds`: a replica alive but not running (a long GC
-    pause, a VM stall), holding whatever booking claims it had taken."""
+    pause, a VM stall), holding whatever booking claims it had taken; stopped while it
+    serves a request (if one comes within 15 s)."""
+    busy = await _busy(stack.url(name), within=15.0)
     process = stack.processes[name]
     process.send_signal(signal.SIGSTOP)
     try:
         await asyncio.sleep(seconds)
     finally:
         process.send_signal(signal.SIGCONT)
-    return f"pid {process.pid} stopped {seconds:.0f} s, then continued"
+    return f"pid {process.pid} stopped with {busy} requests in flight, {seconds:.0f} s; continued"
 
 
 async def restart_postgres(pg: OwnPostgres, down: float) -> str:

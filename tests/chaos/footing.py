@@ -110,6 +110,14 @@ class OwnPostgres:
         _wait_port(self.port, START_WITHIN, "PostgreSQL")
         return time.monotonic() - started
 
+    def create_databases(self, *names: str) -> None:
+        """Made before the services start: two replicas starting at once would both create
+        their database, and PostgreSQL answers the second CREATE DATABASE with a unique
+        violation (not DuplicateDatabase) that chassis/documents/postgres.py does not expect."""
+        for name in names:
+            self._run(str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
+                      "-U", "postgres", name)  # fmt: skip
+
     def stop(self, mode: str = "fast") -> None:
         if (self._data / "postmaster.pid").exists():
             self._run(self._pg_ctl, "-D", str(self._data), "-m", mode, "-w", "-t", "60", "stop")

@@ -323,14 +323,18 @@ def _judge_scheduled(
 # ------------------------------------------------------------------------- all of them
 
 
+def _delivery_of(entry: dict[str, Any]) -> str:
+    """The delivery a dead letter is about, from its body ("" if it cannot be read)."""
+    try:
+        return str(json.loads(str(entry.get("body", ""))).get("deliveryId", ""))
+    except (ValueError, AttributeError):
+        return ""
+
+
 def _dead_letter_row(entry: dict[str, Any], poison: set[str], unplannable: set[str]) -> str:
     if str(entry["messageId"]) in poison:
         return POISON_ROW
-    try:
-        delivery_id = str(json.loads(str(entry.get("body", ""))).get("deliveryId", ""))
-    except (ValueError, AttributeError):
-        delivery_id = ""
-    if delivery_id in unplannable:
+    if _delivery_of(entry) in unplannable:
         return POISON_ROW
     operation = str(entry.get("operation") or "delivery")
     return {"delivery": Kind.CREATE, "reschedule": Kind.RESCHEDULE, "cancel": Kind.CANCEL}.get(
@@ -360,6 +364,11 @@ def judge(load: Load, seen: Observed, poison: list[str]) -> Report:
     }
     unsettled = [d for d in load.deliveries if d.unsettled and d.plan != UNPLANNABLE]
 
+    dead_by_delivery: dict[str, list[str]] = defaultdict(list)
+    for entry in seen.dead_letters:
+        delivery_id = _delivery_of(entry)
+        if delivery_id:
+            dead_by_delivery[delivery_id].append(f"{entry.get('operation')} {entry['reason']}")
     for d in load.deliveries:
         if d.plan == UNPLANNABLE:
             row = table[POISON_ROW]
@@ -384,7 +393,9 @@ def judge(load: Load, seen: Observed, poison: list[str]) -> Report:
             table[last.kind.value]["double-booked"] += 1
         if not v.ok:
             suspects.append(d.delivery_id)
-            evidence[f"{d.plan}"].append(f"{d.delivery_id}: " + " | ".join(v.why))
+            dead = dead_by_delivery.get(d.delivery_id)
+            also = f" | dead-lettered: {', '.join(dead)}" if dead else ""
+            evidence[f"{d.plan}"].append(f"{d.delivery_id}: " + " | ".join(v.why) + also)
     table[POISON_ROW]["acknowledged"] += len(poison)
     for d in unsettled:
         last = d.ops[-1]

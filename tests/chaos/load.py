@@ -139,8 +139,9 @@ def _create(load: Load, index: int, rng: random.Random, plan: str) -> dict[str, 
         "ownerId": load.owner,
         "pickupLocation": _spot(rng),
         "dropOffLocation": _spot(rng),
-        "pickupTime": UNPLANNABLE_TIME if plan == UNPLANNABLE else _stamp(datetime.now(UTC)),
-        "deadline": _later(rng, 120, 240) if rng.random() < 0.5 else "",
+        # Later today: no trip has begun (or ended) while its delivery's operations come.
+        "pickupTime": UNPLANNABLE_TIME if plan == UNPLANNABLE else _later(rng, 30, 120),
+        "deadline": _later(rng, 180, 300) if rng.random() < 0.5 else "",
         "packageInfo": {**GUIDE_REQUEST["packageInfo"], "packageId": f"{load.tag}-{index:05d}"},
     }
 
@@ -149,8 +150,8 @@ def _change(field_name: str, rng: random.Random) -> dict[str, Any]:
     if field_name in ("pickupLocation", "dropOffLocation"):
         return {field_name: _spot(rng)}
     if field_name == "pickupTime":
-        return {field_name: _later(rng, 5, 90)}
-    return {field_name: _later(rng, 240, 480)}  # deadline
+        return {field_name: _later(rng, 30, 120)}
+    return {field_name: _later(rng, 300, 480)}  # deadline
 
 
 def _steps(plan: str, rng: random.Random) -> list[tuple[float, Kind, dict[str, Any]]]:
