@@ -58,28 +58,28 @@ async def kill_and_restart(stack: Stack, name: str, down: float = 0.0) -> str:
     )
 
 
-async def _busy(url: str, within: float) -> int:
-    """Wait (bounded) for a moment when the service is serving a request, so that a freeze
-    catches a booking under way: the requests in flight then (0 if none came)."""
+async def _busy(url: str, at_least: int, within: float) -> int:
+    """Wait (bounded) for a moment when the service serves `at_least` requests at once, so
+    that a freeze catches bookings under way (claimed, waiting for their turn to reserve):
+    the requests in flight then (the most seen, if that moment did not come)."""
     deadline = time.monotonic() + within
+    most = 0
     async with httpx.AsyncClient(base_url=url, timeout=2.0) as client:
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and most < at_least:
             with contextlib.suppress(httpx.HTTPError):
                 text = (await client.get("/metrics")).text
                 for line in text.splitlines():
                     if line.startswith("http_requests_in_flight "):
-                        busy = int(float(line.split()[1]))
-                        if busy:
-                            return busy
+                        most = max(most, int(float(line.split()[1])))
             await asyncio.sleep(0.01)
-    return 0
+    return most
 
 
 async def freeze(stack: Stack, name: str, seconds: float) -> str:
     """SIGSTOP, then SIGCONT after `seconds`: a replica alive but not running (a long GC
     pause, a VM stall), holding whatever booking claims it had taken; stopped while it
-    serves a request (if one comes within 15 s)."""
-    busy = await _busy(stack.url(name), within=15.0)
+    serves several requests (if that moment comes within 30 s)."""
+    busy = await _busy(stack.url(name), at_least=3, within=30.0)
     process = stack.processes[name]
     process.send_signal(signal.SIGSTOP)
     try:

@@ -103,6 +103,7 @@ class Load:
     tag: str
     owner: str
     unplannable: int
+    burst: int = 1
     started: float = field(default_factory=time.monotonic)
     deliveries: list[Delivery] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)  # per attempt: status or error
@@ -248,7 +249,8 @@ async def _live(client: httpx.AsyncClient, load: Load, d: Delivery, rng: random.
 
 
 async def run_load(url: str, writer: dict[str, str], load: Load, connections: int) -> None:
-    """Start a delivery's life every 1/rate seconds; return when every life has ended."""
+    """Start deliveries' lives in bursts of `load.burst`, `load.rate` a second on average
+    (clients come in clumps, and a clump makes bookings meet); return when all have ended."""
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     # No pool timeout: waiting for a connection is the client's queue, not a failed attempt.
     timeout = httpx.Timeout(ATTEMPT_TIMEOUT, pool=None)
@@ -258,7 +260,8 @@ async def run_load(url: str, writer: dict[str, str], load: Load, connections: in
             base_url=url, timeout=timeout, limits=limits, headers=writer
         ) as client:
             for index in range(load.total):
-                await asyncio.sleep(max(0.0, load.started + index / load.rate - time.monotonic()))
+                due = load.started + (index // load.burst) * load.burst / load.rate
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
                 rng = random.Random(f"{load.tag}-{index}")
                 d = Delivery(
                     index, plan_of(load, index, rng), f"{load.tag}-{index:05d}-{uuid.uuid4().hex}"

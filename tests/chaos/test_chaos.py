@@ -32,7 +32,7 @@ RabbitMQ (TEST_AMQP_URL) with a queue of its own; all removed afterwards, whatev
 
 A bare `pytest` skips it (it takes minutes and restarts the broker): name tests/chaos, or
 set CHAOS=1. Knobs: CHAOS_REQUESTS (deliveries, 1000), CHAOS_RATE (new deliveries a
-second, 6), CHAOS_CONNECTIONS (the client's, 32), CHAOS_DRAIN_SECONDS (longest wait for the
+second, 6), CHAOS_BURST (deliveries started together, 20), CHAOS_CONNECTIONS (the client's, 32), CHAOS_DRAIN_SECONDS (longest wait for the
 final state, 240), CHAOS_STALL_SECONDS (give up waiting when nothing changed for this long,
 75), CHAOS_UNPLANNABLE (5), CHAOS_LOG_DIR (where the services' logs go, a folder per run;
 default pytest's tmp_path), CHAOS_RABBITMQCTL, CHAOS_PG_BIN (see footing.py).
@@ -61,6 +61,7 @@ from tests.identity import ADMIN, WRITER, IdentityProvider
 
 REQUESTS = int(os.environ.get("CHAOS_REQUESTS", "1000"))
 RATE = float(os.environ.get("CHAOS_RATE", "6"))
+BURST = int(os.environ.get("CHAOS_BURST", "20"))
 CONNECTIONS = int(os.environ.get("CHAOS_CONNECTIONS", "32"))
 DRAIN_SECONDS = float(os.environ.get("CHAOS_DRAIN_SECONDS", "240"))
 STALL_SECONDS = float(os.environ.get("CHAOS_STALL_SECONDS", "75"))
@@ -72,7 +73,9 @@ PROGRESS_EVERY = 15.0  # seconds between progress lines
 UNKNOWN_DELIVERY_GRACE = 20.0
 # The drone scheduler's booking claim timeout, and the freeze of one replica beyond it.
 CLAIM_STALE_AFTER = 15.0
-DURATIONS = Durations(delivery_down=UNKNOWN_DELIVERY_GRACE + 10, frozen=CLAIM_STALE_AFTER + 25)
+# Frozen long enough for its stuck messages to go back to the queue (workflow's calls time
+# out, the hold ends) and reach the other replica while its claims are stale.
+DURATIONS = Durations(delivery_down=UNKNOWN_DELIVERY_GRACE + 10, frozen=CLAIM_STALE_AFTER + 30)
 
 
 def _say(load: Load | None, text: str) -> None:
@@ -221,7 +224,7 @@ def test_chaos(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     base = _free_base_port(count=20)  # the services, their second replicas, our servers
     broker = Broker(servers.need_server("rabbitmq"), f"chaos-{tag}")
     broker.run("await_startup")  # the broker is up before we start (and can be restarted)
-    load = Load(REQUESTS, RATE, tag, f"chaos-{tag}", UNPLANNABLE)
+    load = Load(REQUESTS, RATE, tag, f"chaos-{tag}", UNPLANNABLE, BURST)
     poison = [f"poison-{tag}-{i}" for i in range(1, POISON + 1)]
     events: list[Event] = []
     seen = Observed()
