@@ -66,7 +66,7 @@ test-e2e: setup
 test-e2e-servers: setup
 	E2E_FOOTING=servers $(RUN) pytest tests/e2e -q
 
-# 1,000 deliveries' creates, reschedules and cancels, authentication on, two workflow and two
+# 800 deliveries' creates, reschedules and cancels, authentication on, two workflow and two
 # drone scheduler replicas, through a SIGKILL of every service, PostgreSQL, Redis (its own)
 # and broker restarts, package errors, a long delivery outage and a frozen scheduler: a
 # table per operation kind (about 6 minutes; it restarts the local RabbitMQ).

@@ -15,6 +15,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import httpx
 
@@ -78,8 +79,8 @@ async def _busy(url: str, at_least: int, within: float) -> int:
 async def freeze(stack: Stack, name: str, seconds: float) -> str:
     """SIGSTOP, then SIGCONT after `seconds`: a replica alive but not running (a long GC
     pause, a VM stall), holding whatever booking claims it had taken; stopped while it
-    serves several requests (if that moment comes within 30 s)."""
-    busy = await _busy(stack.url(name), at_least=3, within=30.0)
+    serves several requests (if that moment comes within 20 s)."""
+    busy = await _busy(stack.url(name), at_least=3, within=20.0)
     process = stack.processes[name]
     process.send_signal(signal.SIGSTOP)
     try:
@@ -89,20 +90,18 @@ async def freeze(stack: Stack, name: str, seconds: float) -> str:
     return f"pid {process.pid} stopped with {busy} requests in flight, {seconds:.0f} s; continued"
 
 
-async def restart_postgres(pg: OwnPostgres, down: float) -> str:
-    started = time.monotonic()
-    await asyncio.to_thread(pg.stop)
-    await asyncio.sleep(max(0.0, down - (time.monotonic() - started)))
-    took = await asyncio.to_thread(pg.start)
-    return f"stopped (fast), down {time.monotonic() - started:.1f} s, started in {took:.1f} s"
+class Server(Protocol):
+    def stop(self) -> None: ...
+    def start(self) -> float: ...
 
 
-async def restart_redis(redis: OwnRedis, down: float) -> str:
+async def restart(server: Server, down: float) -> str:
+    """Stop (cleanly), wait, start again: what it was told before must still be there."""
     started = time.monotonic()
-    await asyncio.to_thread(redis.stop)
+    await asyncio.to_thread(server.stop)
     await asyncio.sleep(max(0.0, down - (time.monotonic() - started)))
-    took = await asyncio.to_thread(redis.start)
-    return f"stopped (SIGTERM), down {time.monotonic() - started:.1f} s, started in {took:.1f} s"
+    took = await asyncio.to_thread(server.start)
+    return f"stopped, down {time.monotonic() - started:.1f} s, started in {took:.1f} s"
 
 
 def tracks(
@@ -133,20 +132,20 @@ def tracks(
             f"{schedulers[-1]} SIGKILL, restart",
             lambda: kill_and_restart(stack, schedulers[-1]),
         ),
-        (0.72, f"{workflows[-1]} SIGKILL, restart", lambda: kill_and_restart(stack, workflows[-1])),
+        (0.70, f"{workflows[-1]} SIGKILL, restart", lambda: kill_and_restart(stack, workflows[-1])),
+        (0.78, "poison message", lambda: broker.send_poison(next(doses))),
     ]
     footing: list[Step] = [
         (0.04, "poison message", lambda: broker.send_poison(next(doses))),
-        (0.10, "PostgreSQL restart", lambda: restart_postgres(pg, durations.datastore_down)),
-        (0.18, "Redis restart", lambda: restart_redis(redis, durations.datastore_down)),
-        (0.26, "poison message", lambda: broker.send_poison(next(doses))),
+        (0.10, "PostgreSQL restart", lambda: restart(pg, durations.datastore_down)),
+        (0.18, "Redis restart", lambda: restart(redis, durations.datastore_down)),
+        (0.24, "poison message", lambda: broker.send_poison(next(doses))),
+        (0.28, "broker restart", lambda: broker.restart(durations.broker_down)),
         (
-            0.32,
+            0.40,
             f"{schedulers[0]} SIGSTOP {durations.frozen:.0f} s, SIGCONT",
             lambda: freeze(stack, schedulers[0], durations.frozen),
         ),
-        (0.55, "broker restart", lambda: broker.restart(durations.broker_down)),
-        (0.78, "poison message", lambda: broker.send_poison(next(doses))),
     ]
     return [processes, footing]
 

@@ -179,10 +179,13 @@ def _steps(plan: str, rng: random.Random) -> list[tuple[float, Kind, dict[str, A
 
 
 def plan_of(load: Load, index: int, rng: random.Random) -> str:
-    """Mostly drawn by weight; the unplannable requests spread evenly through the load."""
-    if load.unplannable:
-        every = load.total // (load.unplannable + 1)
-        if index % every == every // 2 and index // every < load.unplannable:
+    """Mostly drawn by weight; the unplannable requests spread through the second half of the
+    load (after the scheduler's freeze, whose stuck bookings they would crowd out)."""
+    half = load.total // 2
+    if load.unplannable and index >= half:
+        every = max((load.total - half) // (load.unplannable + 1), 1)
+        n, offset = divmod(index - half, every)
+        if offset == every // 2 and n < load.unplannable:
             return UNPLANNABLE
     return rng.choices(list(PLANS), weights=list(PLANS.values()))[0]
 

@@ -31,10 +31,10 @@ RabbitMQ (TEST_AMQP_URL) with a queue of its own; all removed afterwards, whatev
     uv run pytest tests/chaos -q -s        (make test-chaos)
 
 A bare `pytest` skips it (it takes minutes and restarts the broker): name tests/chaos, or
-set CHAOS=1. Knobs: CHAOS_REQUESTS (deliveries, 1000), CHAOS_RATE (new deliveries a
+set CHAOS=1. Knobs: CHAOS_REQUESTS (deliveries, 800), CHAOS_RATE (new deliveries a
 second, 6), CHAOS_BURST (deliveries started together, 20), CHAOS_CONNECTIONS (the client's, 32), CHAOS_DRAIN_SECONDS (longest wait for the
 final state, 240), CHAOS_STALL_SECONDS (give up waiting when nothing changed for this long,
-75), CHAOS_UNPLANNABLE (5), CHAOS_LOG_DIR (where the services' logs go, a folder per run;
+60), CHAOS_UNPLANNABLE (5), CHAOS_LOG_DIR (where the services' logs go, a folder per run;
 default pytest's tmp_path), CHAOS_RABBITMQCTL, CHAOS_PG_BIN (see footing.py).
 """
 
@@ -59,12 +59,12 @@ from tests.chaos.load import Kind, Load, run_load
 from tests.e2e.conftest import _free_base_port, eventually
 from tests.identity import ADMIN, WRITER, IdentityProvider
 
-REQUESTS = int(os.environ.get("CHAOS_REQUESTS", "1000"))
+REQUESTS = int(os.environ.get("CHAOS_REQUESTS", "800"))
 RATE = float(os.environ.get("CHAOS_RATE", "6"))
 BURST = int(os.environ.get("CHAOS_BURST", "20"))
 CONNECTIONS = int(os.environ.get("CHAOS_CONNECTIONS", "32"))
 DRAIN_SECONDS = float(os.environ.get("CHAOS_DRAIN_SECONDS", "240"))
-STALL_SECONDS = float(os.environ.get("CHAOS_STALL_SECONDS", "75"))
+STALL_SECONDS = float(os.environ.get("CHAOS_STALL_SECONDS", "60"))
 UNPLANNABLE = int(os.environ.get("CHAOS_UNPLANNABLE", "5"))
 
 POISON = 3
