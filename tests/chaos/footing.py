@@ -2,7 +2,7 @@
 can be restarted without touching anyone else's, and keep what they were told across the
 restart), and the machine's RabbitMQ (restarted with rabbitmqctl), with a queue of its own.
 
-PostgreSQL: initdb into a temporary folder (/usr/lib/postgresql/15/bin, or CHAOS_PG_BIN),
+PostgreSQL: initdb into a temporary folder (/usr/lib/postgresql/<newest>/bin, or CHAOS_PG_BIN),
 trust auth, fsync on, listening on a loopback port chosen by the test. As root (CI), the
 cluster runs as the `postgres` user, since PostgreSQL refuses to run as root.
 Redis: redis-server in a temporary folder, appendonly yes, appendfsync always.
@@ -33,7 +33,19 @@ import pytest
 from chassis.queue import OutgoingMessage, connect_message_queue
 from tests import servers
 
-PG_BIN = Path(os.environ.get("CHAOS_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+def _pg_bin() -> Path:
+    """CHAOS_PG_BIN, or the newest of Debian's /usr/lib/postgresql/N/bin (15 on this machine)."""
+    if os.environ.get("CHAOS_PG_BIN"):
+        return Path(os.environ["CHAOS_PG_BIN"])
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"),
+        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+    )
+    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _pg_bin()
 START_WITHIN = 60.0  # seconds for a server to accept connections
 
 
