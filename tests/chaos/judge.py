@@ -39,6 +39,8 @@ APPLIED, LOST, MISAPPLIED = "applied", "lost", "misapplied"
 SCHEDULED_STAGES = frozenset(
     {"Created", "Rescheduled", "HeadedToPickup", "HeadedToDropoff", "Completed"}
 )
+# Assignment statuses that hold no booking (any other is a booked one, whatever its name).
+NOT_BOOKED = frozenset({"Cancelled", "Booking", "Failed"})
 FIELDS = ("pickupLocation", "dropOffLocation", "pickupTime", "deadline")
 COLUMNS = ("acknowledged", APPLIED, LOST, MISAPPLIED, "double-booked", "dead-lettered")
 POISON_ROW = "poison (injected)"
@@ -289,7 +291,8 @@ def _judge_scheduled(
         return
     record, plan = seen.record, seen.assignment
     drone = record.get("droneId")
-    if plan["droneId"] != drone or plan["status"] != "Assigned" or (held and held != [drone]):
+    booked = plan["status"] not in NOT_BOOKED
+    if plan["droneId"] != drone or not booked or (held and held != [drone]):
         fault(
             last_i,
             MISAPPLIED,
