@@ -69,7 +69,7 @@ test-e2e-servers: setup
 # 800 deliveries' creates, reschedules and cancels, authentication on, two workflow and two
 # drone scheduler replicas, through a SIGKILL of every service, PostgreSQL, Redis (its own)
 # and broker restarts, package errors, a long delivery outage and a frozen scheduler: a
-# table per operation kind (about 6 minutes; it restarts the local RabbitMQ).
+# table per operation kind (4-8 minutes; it restarts the local RabbitMQ).
 test-chaos: setup
 	$(RUN) pytest tests/chaos -q -s
 

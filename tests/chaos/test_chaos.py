@@ -31,11 +31,16 @@ RabbitMQ (TEST_AMQP_URL) with a queue of its own; all removed afterwards, whatev
     uv run pytest tests/chaos -q -s        (make test-chaos)
 
 A bare `pytest` skips it (it takes minutes and restarts the broker): name tests/chaos, or
-set CHAOS=1. Knobs: CHAOS_REQUESTS (deliveries, 800), CHAOS_RATE (new deliveries a
-second, 6), CHAOS_BURST (deliveries started together, 20), CHAOS_CONNECTIONS (the client's, 32), CHAOS_DRAIN_SECONDS (longest wait for the
-final state, 240), CHAOS_STALL_SECONDS (give up waiting when nothing changed for this long,
-60), CHAOS_UNPLANNABLE (5), CHAOS_LOG_DIR (where the services' logs go, a folder per run;
-default pytest's tmp_path), CHAOS_RABBITMQCTL, CHAOS_PG_BIN (see footing.py).
+set CHAOS=1. Knobs: CHAOS_REQUESTS (deliveries, 800), CHAOS_RATE (new deliveries a second,
+6), CHAOS_BURST (deliveries started together, 20), CHAOS_CONNECTIONS (the client's, 32),
+CHAOS_DRAIN_SECONDS (longest wait for the final state, 240), CHAOS_STALL_SECONDS (stop
+waiting when nothing changed for this long, 60), CHAOS_UNPLANNABLE (5), CHAOS_LOG_DIR (where
+the services' logs go, a folder per run; default pytest's tmp_path), CHAOS_RABBITMQCTL,
+CHAOS_PG_BIN (see footing.py). The services' own settings it lowers, so that the faults
+outlast them within minutes: workflow's wait for an unknown delivery (20 s; delivery is down
+30 s), the drone scheduler's claim timeout (15 s; the freeze lasts 45 s), and how long
+workflow holds a message whose downstream is out (10 s, so that a frozen scheduler's
+messages reach the other replica).
 """
 
 from __future__ import annotations
