@@ -74,8 +74,10 @@ test-e2e: setup
 test-e2e-servers: setup
 	E2E_FOOTING=servers $(RUN) pytest tests/e2e -q
 
-# 2,000 requests through kills, a broker restart, package errors and a delivery outage, on
-# the local PostgreSQL, Redis and RabbitMQ (about 4 minutes; it restarts the broker).
+# 800 deliveries' creates, reschedules and cancels, authentication on, two workflow and two
+# drone scheduler replicas, through a SIGKILL of every service, PostgreSQL, Redis (its own)
+# and broker restarts, package errors, a long delivery outage and a frozen scheduler: a
+# table per operation kind (4-8 minutes; it restarts the local RabbitMQ).
 test-chaos: setup
 	$(RUN) pytest tests/chaos -q -s
 

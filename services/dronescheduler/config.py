@@ -12,3 +12,6 @@ class Settings(ServiceSettings):
     # Where the fleet is based; drones are spread on a grid around it.
     fleet_base_latitude: float = Field(47.6062, ge=-90, le=90)
     fleet_base_longitude: float = Field(-122.3321, ge=-180, le=180)
+    # A booking claim older than this belongs to a booker that died: another call may take
+    # it over (service.py). Lowered only by tests that freeze a replica past it.
+    claim_stale_after_seconds: float = Field(30.0, gt=0, le=3600)

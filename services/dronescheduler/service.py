@@ -37,6 +37,7 @@ from chassis.documents import (
     DocumentExists,
     DocumentStore,
 )
+from dronescheduler.config import Settings
 from dronescheduler.models import (
     Drone,
     Location,
@@ -55,7 +56,7 @@ ASSIGNED, CANCELLED, BOOKING = "Assigned", "Cancelled", "Booking"
 RELEASED = "Released"
 # A claim older than this belongs to a booker that seems dead: another call may take it over
 # (safe at any age: a taken-over booker is fenced out; this only keeps live ones working).
-CLAIM_STALE_AFTER = timedelta(seconds=30)
+CLAIM_STALE_AFTER = timedelta(seconds=Settings().claim_stale_after_seconds)
 # How far ahead a pickup can be booked: no schedule is planned further out.
 PLANNING_HORIZON = timedelta(days=366)
 MAX_CONFLICTS = 50

@@ -3,6 +3,11 @@
 Each service is the same program that runs in its container (`python -m <service>`), given
 its settings through the environment: only the footing (embedded files, or local servers)
 differs.
+
+A service may run as several replicas (`replicas={"workflow": 2}`): replica 0 is named as
+the service ("workflow"), the others "workflow-1", ...; each has its own port (the
+service's, plus 10 per replica) and its own log. Workflow replica i calls drone scheduler
+replica i % n, so that several schedulers book on the same stores at once.
 """
 
 from __future__ import annotations
@@ -23,6 +28,19 @@ import httpx
 # Started in this order (stores first, gateway last), stopped in reverse.
 SERVICES = ("package", "dronescheduler", "delivery", "ingestion", "workflow", "gateway")
 OFFSETS = {"ingestion": 1, "workflow": 2, "package": 3, "dronescheduler": 4, "delivery": 5}
+REPLICA_PORT_STEP = 10  # replica i of a service listens on its port + 10 * i
+
+
+def replica_name(service: str, index: int) -> str:
+    return service if index == 0 else f"{service}-{index}"
+
+
+def parse_replica(name: str) -> tuple[str, int]:
+    """(service, replica index) of a process name: "workflow-1" -> ("workflow", 1)."""
+    service, _, index = name.rpartition("-")
+    if service in SERVICES and index.isdigit():
+        return service, int(index)
+    return name, 0
 
 
 @dataclass
@@ -81,58 +99,76 @@ class Stack:
     base_port: int = 8080
     host: str = "127.0.0.1"
     log_dir: Path | None = None  # None: children write to our stdout
+    # By service (every replica), or by replica name (that one only, on top).
     extra_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Replicas per service; the gateway, package, delivery and ingestion run one each.
+    replicas: dict[str, int] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _logs: dict[str, IO[bytes]] = field(default_factory=dict)
 
-    def port(self, service: str) -> int:
-        return self.gateway_port if service == "gateway" else self.base_port + OFFSETS[service]
+    def replica_names(self, service: str) -> list[str]:
+        return [replica_name(service, i) for i in range(self.replicas.get(service, 1))]
 
-    def url(self, service: str) -> str:
-        return f"http://{self.host}:{self.port(service)}"
+    def names(self) -> list[str]:
+        """Every process, in start order."""
+        return [name for service in SERVICES for name in self.replica_names(service)]
 
-    def env(self, service: str) -> dict[str, str]:
-        env = {**os.environ, "HOST": self.host, "PORT": str(self.port(service))}
+    def port(self, name: str) -> int:
+        service, index = parse_replica(name)
+        own = self.gateway_port if service == "gateway" else self.base_port + OFFSETS[service]
+        return own + REPLICA_PORT_STEP * index
+
+    def url(self, name: str) -> str:
+        return f"http://{self.host}:{self.port(name)}"
+
+    def env(self, name: str) -> dict[str, str]:
+        service, index = parse_replica(name)
+        env = {**os.environ, "HOST": self.host, "PORT": str(self.port(name))}
         env.setdefault("LOG_LEVEL", "info")
         if service == "gateway":
             env.update(INGESTION_URL=self.url("ingestion"), DELIVERY_URL=self.url("delivery"))
         else:
             env.update(self.footing.urls[service])
         if service == "workflow":
+            schedulers = self.replica_names("dronescheduler")
             env.update(
                 PACKAGE_URL=self.url("package"),
-                DRONESCHEDULER_URL=self.url("dronescheduler"),
+                DRONESCHEDULER_URL=self.url(schedulers[index % len(schedulers)]),
                 DELIVERY_URL=self.url("delivery"),
             )
         env.update(self.extra_env.get(service, {}))
+        if name != service:
+            env.update(self.extra_env.get(name, {}))
         return env
 
-    def start(self, service: str) -> None:
+    def start(self, name: str) -> None:
+        service, _ = parse_replica(name)
         out: IO[bytes] | None = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            out = self._logs.get(service) or open(self.log_dir / f"{service}.log", "ab")  # noqa: SIM115
-            self._logs[service] = out
-        self.processes[service] = subprocess.Popen(
+            out = self._logs.get(name) or open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115
+            self._logs[name] = out
+        self.processes[name] = subprocess.Popen(
             [sys.executable, "-m", service],
-            env=self.env(service),
+            env=self.env(name),
             stdout=out,
             stderr=subprocess.STDOUT if out else None,
             start_new_session=True,  # Ctrl-C reaches the launcher, which stops them in order
             preexec_fn=_die_with_parent,
         )
 
-    def wait_ready(self, service: str, within: float = 60.0) -> float:
-        """Seconds until the service said ready; raises if it died or took too long."""
-        return self._watch({service: time.monotonic()}, within)[service]
+    def wait_ready(self, name: str, within: float = 60.0) -> float:
+        """Seconds until the service (or replica) said ready; raises if it died or took too
+        long."""
+        return self._watch({name: time.monotonic()}, within)[name]
 
     def up(self, within: float = 60.0) -> dict[str, float]:
         """Start everything at once (they do not wait on each other at start-up); return each
-        service's seconds from its own start to its first ready answer."""
+        process's seconds from its own start to its first ready answer."""
         started = {}
-        for service in SERVICES:
-            self.start(service)
-            started[service] = time.monotonic()
+        for name in self.names():
+            self.start(name)
+            started[name] = time.monotonic()
         try:
             return self._watch(started, within)
         except BaseException:
@@ -187,8 +223,8 @@ class Stack:
             process.wait()
 
     def down(self, grace: float = 30.0) -> None:
-        for service in reversed(SERVICES):
-            self.stop(service, grace)
+        for name in reversed(self.names()):
+            self.stop(name, grace)
         for log in self._logs.values():
             log.close()
         self._logs.clear()
