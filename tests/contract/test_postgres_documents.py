@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import asyncpg
@@ -27,3 +28,27 @@ async def test_large_bodies_are_compressed_with_lz4() -> None:
         await conn.close()
         await store.drop()
         await store.close()
+
+
+async def test_replicas_starting_at_once_both_create_their_missing_database() -> None:
+    # Two replicas of one service start together and both find the database missing.
+    server = servers.need_server("postgres").rsplit("/", 1)[0]
+    name = f"contract_{uuid.uuid4().hex[:12]}"
+    collection = Collection(name="documents")
+    stores: list[PostgresDocumentStore] = []
+    try:
+        for _ in range(3):  # a race is not sure to happen at once: try it a few times
+            stores += await asyncio.gather(
+                *(PostgresDocumentStore.connect(f"{server}/{name}", collection) for _ in range(4))
+            )
+            for store in stores:
+                await store.close()
+            stores.clear()
+            admin = await asyncpg.connect(f"{server}/postgres")
+            try:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            finally:
+                await admin.close()
+    finally:
+        for store in stores:
+            await store.close()

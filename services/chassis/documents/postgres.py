@@ -79,8 +79,10 @@ async def _create_database(url: str) -> None:
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
         log.info("created database %s", name)
-    except asyncpg.DuplicateDatabaseError:
-        pass  # another replica created it first
+    except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+        # Another replica created it first; at the same moment, the catalog's unique index
+        # says so instead of CREATE DATABASE.
+        pass
     finally:
         await admin.close()
 
