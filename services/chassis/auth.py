@@ -16,6 +16,14 @@ reads only its own deliveries, unless it is an admin. A tenant whose owners are 
 rather than people can issue a custom claim instead (e.g. a directory extension) and name
 it here.
 
+The key set is fetched in a thread of its own, at most one fetch at a time, and a request
+waits for one at most AUTH_JWKS_TIMEOUT_SECONDS (fractions honoured; urllib's timeout bounds
+each socket operation, not the whole fetch, so the wait is bounded here). It is refetched
+in the background once older than AUTH_JWKS_CACHE_SECONDS; while that cannot succeed (the
+identity provider unreachable), the last good key set still verifies tokens for up to
+AUTH_JWKS_LAST_GOOD_SECONDS more. A token whose key is not in it is then 503 with
+Retry-After (it cannot be checked), not 401.
+
 Off by default (the embedded and compose footings have no identity provider), with a
 warning at start-up that says so. Internal routes (workflow's calls) take no token: only
 workflow can reach them (NetworkPolicy), and they are not routed from outside.
@@ -30,12 +38,18 @@ Configuration, from the environment:
   AUTH_OWNER_CLAIM      default oid
   AUTH_WRITE_PERMISSION, AUTH_READ_PERMISSION, AUTH_ADMIN_ROLE
                         default Deliveries.Write, Deliveries.Read, Deliveries.Admin
+  AUTH_JWKS_CACHE_SECONDS, AUTH_JWKS_TIMEOUT_SECONDS, AUTH_JWKS_LAST_GOOD_SECONDS
+                        default 3600, 5, 86400 (see above)
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import math
+import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -44,12 +58,18 @@ from typing import Annotated, Any, Self
 
 import jwt
 from fastapi import Depends, FastAPI, HTTPException, Request, status
+from jwt import PyJWK, PyJWKSet
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = logging.getLogger(__name__)
 
 ALGORITHMS = ("RS256",)  # what Entra ID signs access tokens with
+# After a failed fetch, the next waits this long (and clients are told to retry after it).
+RETRY_FETCH_SECONDS = 5.0
+# A key id not in a set fetched this recently is refused without refetching (as PyJWKClient's
+# cooldown): made-up key ids must not make every request a fetch.
+UNKNOWN_KEY_COOLDOWN_SECONDS = 30.0
 
 
 class Permission(Enum):
@@ -75,6 +95,9 @@ class AuthSettings(BaseSettings):
     leeway_seconds: float = Field(60.0, ge=0, le=300)
     jwks_cache_seconds: float = Field(3600.0, gt=0)
     jwks_timeout_seconds: float = Field(5.0, gt=0)
+    # How long past its cache lifetime the last good key set still verifies tokens while no
+    # new one can be fetched: an identity provider outage is not an outage of this API.
+    jwks_last_good_seconds: float = Field(86400.0, ge=0)
 
     @model_validator(mode="after")
     def _complete_when_enabled(self) -> Self:
@@ -133,21 +156,112 @@ def _bearer_error(status_code: int, error: str, description: str, **params: str)
     return HTTPException(status_code, description, headers={"WWW-Authenticate": ", ".join(parts)})
 
 
+class KeysUnavailable(Exception):
+    """No key set could be fetched in time, and the last good one (if any) cannot tell."""
+
+
+class SigningKeys:
+    """The tenant's key set: fetched, kept, refetched (see the module docstring). All state
+    is touched on the event loop; the fetch alone runs in its thread."""
+
+    def __init__(self, settings: AuthSettings) -> None:
+        # PyJWKClient for the fetch itself (http(s) only, no redirects); the caching is ours.
+        self._client = jwt.PyJWKClient(
+            settings.jwks_url, cache_jwk_set=False, timeout=settings.jwks_timeout_seconds
+        )
+        self._timeout = settings.jwks_timeout_seconds
+        self._fresh_for = settings.jwks_cache_seconds
+        self._usable_for = settings.jwks_cache_seconds + settings.jwks_last_good_seconds
+        self._keys: PyJWKSet | None = None
+        self._fetched_at = -math.inf
+        self._tried_at = -math.inf
+        self._failed = False  # the last fetch failed
+        self._fetching: asyncio.Future[None] | None = None
+
+    async def key_for(self, kid: str | None) -> PyJWK:
+        """The signing key `kid`; KeysUnavailable if that cannot be known now, PyJWTError
+        if the tenant has no such key."""
+        if self._fetching is not None and (
+            time.monotonic() - self._tried_at > self._timeout
+            or self._fetching.get_loop() is not asyncio.get_running_loop()
+        ):  # a fetch past its time (a server trickling bytes), or of a loop since closed
+            self._fetching, self._failed = None, True
+        key = self._last_good(kid)
+        if key is not None:
+            if self._age() > self._fresh_for and self._may_try(unknown_key=False):
+                self._fetch()  # in the background: this token is checked with the key it has
+            return key
+        if self._fetching is not None or self._may_try(unknown_key=True):
+            fetching = self._fetching or self._fetch()
+            done, _ = await asyncio.wait({fetching}, timeout=self._timeout)
+            if not done:
+                raise KeysUnavailable(f"no key set within {self._timeout} s")
+            key = self._last_good(kid)
+        if key is not None:
+            return key
+        if self._failed:
+            raise KeysUnavailable("the key set could not be fetched")
+        raise jwt.PyJWKClientError(f"the tenant's key set has no signing key {kid!r}")
+
+    def _age(self) -> float:
+        return time.monotonic() - self._fetched_at
+
+    def _last_good(self, kid: str | None) -> PyJWK | None:
+        if self._keys is None or self._age() > self._usable_for:
+            return None
+        for key in self._keys.keys:
+            if key.key_id == kid and key.public_key_use in ("sig", None):
+                return key
+        return None
+
+    def _may_try(self, *, unknown_key: bool) -> bool:
+        if self._fetching is not None:
+            return False
+        if self._failed:
+            pause = RETRY_FETCH_SECONDS
+        elif unknown_key and self._age() <= self._usable_for:
+            pause = UNKNOWN_KEY_COOLDOWN_SECONDS
+        else:
+            pause = 0.0
+        return time.monotonic() - self._tried_at >= pause
+
+    def _fetch(self) -> asyncio.Future[None]:
+        """Start a fetch in a daemon thread (a hung fetch holds that thread alone, and
+        nothing waits for it at exit); the future is done when it has been taken in."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._fetching, self._tried_at = done, time.monotonic()
+
+        def fetch() -> None:
+            try:
+                keys, error = self._client.get_jwk_set(), None
+            except Exception as e:  # unreachable, not JSON, no usable keys: all a failed fetch
+                keys, error = None, e
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
+                loop.call_soon_threadsafe(self._fetched, done, keys, error)
+
+        threading.Thread(target=fetch, name="jwks-fetch", daemon=True).start()
+        return done
+
+    def _fetched(
+        self, done: asyncio.Future[None], keys: PyJWKSet | None, error: Exception | None
+    ) -> None:
+        if self._fetching is done:
+            self._fetching = None
+        if keys is None:
+            self._failed = True
+            log.warning("could not fetch the token signing keys: %s", error)
+        else:
+            self._keys, self._fetched_at, self._failed = keys, time.monotonic(), False
+        done.set_result(None)
+
+
 class Authenticator:
     """Checks bearer tokens against one tenant's keys; one per app."""
 
     def __init__(self, settings: AuthSettings) -> None:
         self.settings = settings
-        self._keys = (
-            jwt.PyJWKClient(
-                settings.jwks_url,
-                cache_jwk_set=True,
-                lifespan=int(settings.jwks_cache_seconds),
-                timeout=int(settings.jwks_timeout_seconds),
-            )
-            if settings.enabled
-            else None
-        )
+        self._keys = SigningKeys(settings) if settings.enabled else None
 
     def describe(self) -> str:
         s = self.settings
@@ -186,8 +300,7 @@ class Authenticator:
         assert self._keys is not None
         s = self.settings
         try:
-            # PyJWKClient fetches over blocking urllib (rarely: the key set is cached).
-            key = await asyncio.to_thread(self._keys.get_signing_key_from_jwt, token)
+            key = await self._keys.key_for(jwt.get_unverified_header(token).get("kid"))
             claims: dict[str, Any] = jwt.decode(
                 token,
                 key=key.key,
@@ -197,12 +310,12 @@ class Authenticator:
                 leeway=s.leeway_seconds,
                 options={"require": ["exp", "iss", "aud"]},
             )
-        except jwt.PyJWKClientConnectionError as e:
-            log.warning("could not fetch the token signing keys: %s", e)
+        except KeysUnavailable as e:
+            log.warning("a token could not be checked: %s", e)
             raise HTTPException(
                 status.HTTP_503_SERVICE_UNAVAILABLE,
                 "the token could not be checked (signing keys unavailable); retry later",
-                headers={"Retry-After": "5"},
+                headers={"Retry-After": str(int(RETRY_FETCH_SECONDS))},
             ) from e
         except jwt.ExpiredSignatureError as e:
             raise _bearer_error(401, "invalid_token", "the token has expired") from e

@@ -95,6 +95,15 @@ class DownstreamFailed(DownstreamAnswered):
     verb = "failed on"
 
 
+class ClientClosed(RuntimeError):
+    """A call on a client after its aclose(): a shutdown-order bug, refused rather than
+    answered on a new connection pool that nothing would ever close."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__(f"the client for {service} is closed")
+        self.service = service
+
+
 class _RetryableStatus(Exception):
     def __init__(self, response: Reply) -> None:
         super().__init__(f"HTTP {response.status_code}")
@@ -179,6 +188,7 @@ class ServiceClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None  # made in the loop that uses it
+        self._closed = False
         self._attempts = attempts
         self._wait = _Wait(max_wait_seconds)
         set_breaker_state(service, BreakerState.CLOSED)
@@ -195,7 +205,9 @@ class ServiceClient:
     ) -> Reply:
         """The response, unless it failed transiently on every attempt: then
         DownstreamUnavailable. Non-retryable statuses (4xx) are returned for the caller to
-        judge."""
+        judge. ClientClosed after aclose()."""
+        if self._closed:
+            raise ClientClosed(self.service)
         if self._bulkhead.locked():  # full: wait a bounded time for a place
             try:
                 await asyncio.wait_for(
@@ -265,6 +277,8 @@ class ServiceClient:
         return reply
 
     def _client(self) -> aiohttp.ClientSession:
+        if self._closed:  # closed while this call waited for a place or a retry
+            raise ClientClosed(self.service)
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 timeout=self._timeout,
@@ -295,6 +309,7 @@ class ServiceClient:
         )
 
     async def aclose(self) -> None:
+        self._closed = True
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -60,6 +60,7 @@ class Consumer:
         self._hold_seconds = hold_seconds
         self._in_flight: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None  # the task in run(), once started
         self.last_progress = time.monotonic()
         self.processed = 0
 
@@ -71,12 +72,13 @@ class Consumer:
         return time.monotonic() - self.last_progress
 
     async def run(self) -> None:
+        self._runner = asyncio.current_task()
         while not self._stopping.is_set():
             if not self._accepting():  # draining: take nothing new, finish what we have
-                await asyncio.sleep(0.1)
+                await self._pause(0.1)
                 continue
             if len(self._in_flight) >= self._concurrency:
-                await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+                await self._wait_for_a_place()
                 continue
             try:
                 messages = await self._queue.receive(
@@ -84,23 +86,50 @@ class Consumer:
                 )
             except Exception:
                 log.exception("receiving from the queue failed; trying again")
-                await asyncio.sleep(1.0)
+                await self._pause(1.0)
                 continue
             self.last_progress = time.monotonic()
+            # Even when stop() came during the receive: these are locked to us now, and stop
+            # waits for this loop to end before it waits on (or abandons) what is in flight.
             for message in messages:
                 task = asyncio.create_task(self._process(message))
                 self._in_flight.add(task)
                 task.add_done_callback(self._in_flight.discard)
 
     async def stop(self, grace_seconds: float) -> None:
-        """Take no more messages; give those in flight `grace_seconds`, abandon the rest."""
+        """Take no more messages; give those in flight `grace_seconds`, abandon the rest.
+
+        In-flight work is known only once the run loop has ended: a receive under way when
+        stop is called can still start tasks, which would otherwise outlive the stop (and the
+        clients that the caller closes next)."""
         self._stopping.set()
+        deadline = asyncio.get_running_loop().time() + grace_seconds
+        runner = self._runner
+        if runner is not None and not runner.done():
+            _, still = await asyncio.wait({runner}, timeout=grace_seconds)
+            if still:  # a receive that outlasts the grace: nothing it returns is started
+                runner.cancel()
+                await asyncio.wait(still)
         if self._in_flight:
-            _, pending = await asyncio.wait(self._in_flight, timeout=grace_seconds)
+            remaining = max(deadline - asyncio.get_running_loop().time(), 0.0)
+            _, pending = await asyncio.wait(self._in_flight, timeout=remaining)
             for task in pending:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake at once when stopping."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def _wait_for_a_place(self) -> None:
+        """Until a message in flight finishes, or stopping."""
+        stopping = asyncio.create_task(self._stopping.wait())
+        try:
+            await asyncio.wait({*self._in_flight, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
 
     async def _process(self, message: ReceivedMessage) -> None:
         context = {"messageId": message.message_id, "deliveryCount": message.delivery_count}

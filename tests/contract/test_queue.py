@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +18,7 @@ from chassis.queue import (
     OutgoingMessage,
     ReceivedMessage,
 )
+from chassis.queue.sqlite import SqliteQueue
 from tests.contract.conftest import CONTRACT_OPTIONS
 
 Connect = Callable[[], Awaitable[MessageQueue]]
@@ -208,3 +212,73 @@ async def _pause() -> None:
     import asyncio
 
     await asyncio.sleep(0.2)  # polling interval while waiting on a condition, bounded above
+
+
+# The SQLite queue only: its lookups stay indexed as the file fills.
+
+
+@contextlib.asynccontextmanager
+async def _sqlite_queue(path: str) -> AsyncIterator[SqliteQueue]:
+    q = await SqliteQueue.connect(f"sqlite:///{path}?queue=plans", CONTRACT_OPTIONS)
+    try:
+        yield q
+    finally:  # also when the test fails: an open connection's thread would hold up the exit
+        await q.close()
+
+
+def _unindexed_steps(db: sqlite3.Connection, statements: list[str]) -> list[str]:
+    """The query-plan steps of `statements` that read more than a lookup needs: a scan of a
+    table, a sort in a temporary b-tree, or a search bounded by the queue's name alone (all
+    of one queue's rows)."""
+    bad = []
+    for statement in statements:
+        for *_, step in db.execute("EXPLAIN QUERY PLAN " + statement):
+            if step.startswith("SCAN") or "TEMP B-TREE" in step or step.endswith("(queue=?)"):
+                bad.append(f"{step}  <-  {statement}")
+    return bad
+
+
+async def test_sqlite_send_and_receive_are_indexed_lookups(tmp_path: Path) -> None:
+    statements: list[str] = []
+    async with _sqlite_queue(f"{tmp_path}/q.db") as q:
+        for _ in range(3):
+            await q.send(message())
+        await q._db.set_trace_callback(statements.append)
+        await q.send(message())
+        got = await q.receive(max_messages=2, wait_seconds=0)
+        await q.abandon(got[0])
+        await q.complete(got[1])
+        await q._db.set_trace_callback(None)
+    looked_up = [s for s in statements if s.lstrip().upper().startswith(("SELECT", "DELETE"))]
+    assert len(looked_up) >= 3  # the expired ids, the cheap look, the pick (and the settling)
+    with contextlib.closing(sqlite3.connect(f"{tmp_path}/q.db")) as db:
+        assert _unindexed_steps(db, looked_up) == []
+
+
+async def test_a_sqlite_queue_file_from_before_the_indexes_opens_and_gets_them(
+    tmp_path: Path,
+) -> None:
+    kept = message()
+    async with _sqlite_queue(f"{tmp_path}/old.db") as q:
+        await q.send(kept)
+    with contextlib.closing(sqlite3.connect(f"{tmp_path}/old.db")) as db:  # as an old file
+        db.execute("DROP INDEX ix_sent_ids_age")
+        db.commit()
+    async with _sqlite_queue(f"{tmp_path}/old.db") as q:
+        assert (await receive_one(q)).message_id == kept.message_id
+    with contextlib.closing(sqlite3.connect(f"{tmp_path}/old.db")) as db:
+        indexes = {
+            row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='index'")
+        }
+    assert {"ix_sent_ids_age", "ix_messages_ready"} <= indexes
+
+
+async def test_sqlite_delivers_in_the_order_messages_became_ready(tmp_path: Path) -> None:
+    sent = [message() for _ in range(4)]
+    async with _sqlite_queue(f"{tmp_path}/q.db") as q:
+        for m in sent:
+            await q.send(m)
+        first = await q.receive(max_messages=1, wait_seconds=0)
+        await q.abandon(first[0])  # ready again now: behind the three ready before it
+        got = await q.receive(max_messages=4, wait_seconds=0)
+    assert [m.message_id for m in got] == [m.message_id for m in [*sent[1:], sent[0]]]

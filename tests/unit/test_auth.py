@@ -30,6 +30,7 @@ from delivery.config import Settings as DeliverySettings
 from delivery.main import create_app as create_delivery_app
 from ingestion.config import Settings as IngestionSettings
 from ingestion.main import create_app as create_ingestion_app
+from tests.loopback import LoopbackHandler, LoopbackServer, answer
 
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 ISSUER = f"https://login.microsoftonline.com/{TENANT}/v2.0"
@@ -438,3 +439,125 @@ def test_unreachable_keys_are_503_not_401(
         r = client.post("/api/deliveryrequests", json=delivery_request(), headers=bearer(token()))
     assert_problem(r, 503)
     assert r.headers["Retry-After"]
+
+
+# ---------------------------------------------------------------- fetching the key set
+class _ServedKeys(LoopbackHandler):
+    """The key set, after `delay` seconds; or, with `trickle`, one byte of it at a time."""
+
+    delay = 0.0
+    trickle = False
+    done = threading.Event()  # set at teardown: a trickling answer stops
+
+    def respond(self) -> None:
+        time.sleep(self.delay)  # the server is slow: part of the scenario, not a test wait
+        if not self.trickle:
+            answer(self, 200, _Keys.body, {"Content-Type": "application/json"})
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(_Keys.body)))
+        self.end_headers()
+        for byte in _Keys.body:
+            if self.done.wait(0.2):
+                return
+            self.wfile.write(bytes([byte]))
+
+
+@pytest.fixture
+def key_server(jwks_url: str) -> Iterator[type[_ServedKeys]]:
+    """A key set server of the test's own (jwks_url's fixture fills _Keys.body), in AUTH_*."""
+
+    class Keys(_ServedKeys):
+        done = threading.Event()
+
+    yield Keys
+    Keys.done.set()
+
+
+def serve(handler: type[_ServedKeys], monkeypatch: pytest.MonkeyPatch) -> LoopbackServer:
+    server = LoopbackServer(handler)
+    monkeypatch.setenv("AUTH_JWKS_URL", f"{server.url}/discovery/v2.0/keys")
+    return server
+
+
+def post(client: TestClient, t: str) -> Any:
+    return client.post("/api/deliveryrequests", json=delivery_request(), headers=bearer(t))
+
+
+def test_a_fractional_key_set_timeout_is_honoured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, auth_on: None, key_server: type[_ServedKeys]
+) -> None:
+    key_server.delay = 0.3
+    server = serve(key_server, monkeypatch)
+    monkeypatch.setenv("AUTH_JWKS_TIMEOUT_SECONDS", "0.8")  # was cut to 0: no wait at all
+    try:
+        with TestClient(create_ingestion_app(ingestion_settings(tmp_path))) as client:
+            assert post(client, token()).status_code == 202
+    finally:
+        server.close()
+
+
+def test_a_trickling_key_set_server_holds_no_request_past_the_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, auth_on: None, key_server: type[_ServedKeys]
+) -> None:
+    # A byte every 0.2 s: each read finishes within urllib's 1 s, the whole fetch never does.
+    key_server.trickle = True
+    server = serve(key_server, monkeypatch)
+    monkeypatch.setenv("AUTH_JWKS_TIMEOUT_SECONDS", "1")
+    try:
+        with TestClient(create_ingestion_app(ingestion_settings(tmp_path))) as client:
+            began = time.monotonic()
+            r = post(client, token())
+            took = time.monotonic() - began
+            key_server.done.set()
+    finally:
+        server.close()
+    assert_problem(r, 503)
+    assert r.headers["Retry-After"]
+    assert took < 3.0
+
+
+def _until(check: Callable[[], bool], within: float = 15.0) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, "not within the bound"
+        time.sleep(0.1)  # polling interval while waiting on a condition, bounded above
+
+
+def test_the_last_good_keys_verify_tokens_while_the_key_set_cannot_be_fetched(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    auth_on: None,
+    key_server: type[_ServedKeys],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = serve(key_server, monkeypatch)
+    monkeypatch.setenv("AUTH_JWKS_CACHE_SECONDS", "1")
+    with TestClient(create_ingestion_app(ingestion_settings(tmp_path))) as client:
+        assert post(client, token()).status_code == 202  # the key set fetched
+        server.close()  # the identity provider is unreachable from now on
+
+        def refetch_failed() -> bool:
+            r = post(client, token())
+            assert r.status_code == 202, r.text  # still verified, with the last good keys
+            return any("could not fetch the token signing keys" in m for m in caplog.messages)
+
+        _until(refetch_failed)
+        # A key the last good set does not have cannot be checked: not the caller's fault.
+        r = post(client, token(key=OTHER_KEY, kid="rolled-over"))
+    assert_problem(r, 503)
+    assert r.headers["Retry-After"]
+
+
+def test_the_last_good_keys_are_trusted_for_a_bounded_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, auth_on: None, key_server: type[_ServedKeys]
+) -> None:
+    server = serve(key_server, monkeypatch)
+    monkeypatch.setenv("AUTH_JWKS_CACHE_SECONDS", "1")
+    monkeypatch.setenv("AUTH_JWKS_LAST_GOOD_SECONDS", "1")
+    with TestClient(create_ingestion_app(ingestion_settings(tmp_path))) as client:
+        began = time.monotonic()
+        assert post(client, token()).status_code == 202
+        server.close()
+        _until(lambda: post(client, token()).status_code == 503)
+    assert time.monotonic() - began >= 2.0  # the cache lifetime, then the last good time

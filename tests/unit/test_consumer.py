@@ -92,6 +92,63 @@ async def test_on_shutdown_unfinished_messages_are_abandoned_for_another_consume
     await queue.close()
 
 
+def _gate_receive(queue):  # type: ignore[no-untyped-def]
+    """Make the queue's receive wait until the test lets it go; returns (receiving, let_go)."""
+    receiving, let_go = asyncio.Event(), asyncio.Event()
+    real_receive = queue.receive
+
+    async def gated_receive(**kwargs: float) -> list[ReceivedMessage]:
+        receiving.set()
+        await let_go.wait()
+        return list(await real_receive(**kwargs))
+
+    queue.receive = gated_receive
+    return receiving, let_go
+
+
+async def test_stop_waits_for_what_a_receive_under_way_returns(tmp_path: Path) -> None:
+    # The caller closes the downstream clients once stop returns: a message that a receive
+    # under way at the stop hands over must be finished (or abandoned) before that.
+    queue = await _queue(tmp_path)
+    await queue.send(OutgoingMessage("late", b"{}"))
+    receiving, let_go = _gate_receive(queue)
+    handled: list[str] = []
+
+    async def handler(message: ReceivedMessage) -> Outcome:
+        handled.append(message.message_id)
+        return Complete()
+
+    consumer = Consumer(queue, handler, concurrency=2, lock_seconds=30)
+    running = asyncio.create_task(consumer.run())
+    await asyncio.wait_for(receiving.wait(), 10)
+    stopping = asyncio.create_task(consumer.stop(5))
+    await asyncio.sleep(0)  # one turn of the loop: stop has begun, the receive is still out
+    let_go.set()
+    await asyncio.wait_for(stopping, 10)
+    assert handled == ["late"]
+    assert running.done()
+    del queue.receive  # the real one again
+    assert await queue.receive(wait_seconds=0.2) == []  # completed, not left locked
+    await queue.close()
+
+
+async def test_a_receive_that_never_returns_does_not_hold_up_the_stop(tmp_path: Path) -> None:
+    queue = await _queue(tmp_path)
+    receiving, _ = _gate_receive(queue)
+
+    async def handler(message: ReceivedMessage) -> Outcome:
+        return Complete()
+
+    consumer = Consumer(queue, handler, concurrency=2, lock_seconds=30)
+    running = asyncio.create_task(consumer.run())
+    await asyncio.wait_for(receiving.wait(), 10)
+    began = time.monotonic()
+    await asyncio.wait_for(consumer.stop(0.2), 10)
+    assert time.monotonic() - began < 5
+    assert running.done()  # the run loop ended: it can start nothing after the stop
+    await queue.close()
+
+
 async def test_a_downstream_outage_is_waited_out_holding_the_message(tmp_path: Path) -> None:
     # max_delivery_count=5 above: five abandons would dead-letter it; held, it is delivered once.
     queue = await _queue(tmp_path)

@@ -4,6 +4,7 @@ answers each path with a scripted sequence of statuses and counts what it was se
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import threading
 import time
@@ -12,7 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from chassis.http import DownstreamUnavailable, Resilience, ServiceClient
+from chassis.http import ClientClosed, DownstreamUnavailable, Resilience, ServiceClient
 from tests.loopback import LoopbackHandler, LoopbackServer, answer
 
 Answer = tuple[int, dict[str, str]]
@@ -271,6 +272,53 @@ async def test_a_closed_port_is_unavailable() -> None:
         await client.aclose()
     assert caught.value.service == "package"
     assert time.monotonic() - started < 2.0
+
+
+# After aclose()
+
+
+class RetryLogged(logging.Handler):
+    """Sets `seen` once the client logs that it will retry (it is then waiting to)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("retrying call"):
+            self.seen.set()
+
+
+async def test_a_closed_client_refuses_calls_instead_of_opening_a_new_pool(
+    server: ScriptedServer,
+) -> None:
+    client = client_for(server.url)
+    path = server.script("/after-close", 200)
+    assert (await client.request("GET", path)).status_code == 200
+    await client.aclose()
+    with pytest.raises(ClientClosed, match="package is closed"):
+        await client.request("GET", path)
+    assert server.hits[path] == 1
+    assert client._session is None  # nothing left open for nobody to close
+
+
+async def test_a_call_waiting_to_retry_when_the_client_closes_is_refused(
+    server: ScriptedServer,
+) -> None:
+    client = client_for(server.url, max_wait=5.0)
+    path = server.script("/close-while-waiting", (503, {"Retry-After": "0.5"}), 200)
+    waiting = RetryLogged()
+    logging.getLogger("chassis.http").addHandler(waiting)
+    try:
+        call = asyncio.create_task(client.request("GET", path))
+        await asyncio.wait_for(waiting.seen.wait(), 10)  # the call waits to retry
+    finally:
+        logging.getLogger("chassis.http").removeHandler(waiting)
+    await client.aclose()
+    with pytest.raises(ClientClosed):
+        await call
+    assert server.hits[path] == 1
+    assert client._session is None
 
 
 # The circuit breaker and the bulkhead

@@ -7,8 +7,25 @@ and local runs give SERVICEBUS_CONNECTION_STRING, or SERVICEBUS_CONNECTION_STRIN
 naming a file (a Key Vault CSI mount).
 
 Locks expire after the queue's lock duration: whoever holds a message through long work
-(workflow) calls renew_lock as it goes. The adapter does not renew on its own, so a hung
-consumer loses its messages to others, as with every adapter.
+(workflow) calls renew_lock as it goes. The adapter renews on its own only a message it
+holds itself (an abandon with a delay), so a hung consumer loses its messages to others, as
+with every adapter.
+
+No prefetch (QueueOptions.prefetch is for brokers that do not lock ahead): a prefetched
+message is locked from the moment it is fetched and waits in the SDK's buffer, where nothing
+renews it, for a consumer slot that may be held longer than the lock; each expiry there
+counts a delivery. With prefetch 0 a receive asks the service for exactly the messages it
+can hand over (the consumer asks for its free slots), and the SDK releases, uncounted,
+whatever arrives after a receive has returned.
+
+Receiving and settling do not wait for each other. The SDK promises no coroutine-safety,
+so one receive runs at a time (a receive drains the receiver's buffer and grants link
+credit: two at once would interfere), and settlements and lock renewals run one at a time.
+But a receive can wait its whole wait time for messages, and renewals and settlements must
+not queue behind it: in the SDK's AMQP transport (pyamqp, its default) frames are read and
+written under the transport's socket lock and each is handed to the link it belongs to,
+whichever coroutine read it; a settlement waits for its own outcome by delivery id, a
+renewal for its own management response by operation id.
 """
 
 from __future__ import annotations
@@ -60,6 +77,8 @@ MIN_WAIT_SECONDS = 0.1  # the SDK refuses 0 and reads None as "wait forever"
 DEAD_LETTER_SCAN_BATCH = 32
 REPLAY_SCAN_LIMIT = 10_000
 LOCK_ERRORS = (MessageLockLostError, MessageAlreadySettled, SessionLockLostError)
+# A message the adapter holds has its lock renewed this long before the lock expires.
+LOCK_MARGIN_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -149,9 +168,10 @@ class ServiceBusQueue:
         self._options = options
         self._sender = client.get_queue_sender(target.queue)
         self._receiver: ServiceBusReceiver | None = None
-        # The SDK's senders and receivers are not coroutine-safe.
+        # The SDK's senders and receivers are not coroutine-safe (see above).
         self._send_lock = asyncio.Lock()
         self._receive_lock = asyncio.Lock()
+        self._settle_lock = asyncio.Lock()  # settlements and renewals, not receives
         self._held: set[asyncio.Task[None]] = set()
 
     @classmethod
@@ -185,7 +205,7 @@ class ServiceBusQueue:
             self._receiver = self._client.get_queue_receiver(
                 self._target.queue,
                 receive_mode=ServiceBusReceiveMode.PEEK_LOCK,
-                prefetch_count=self._options.prefetch,
+                prefetch_count=0,  # nothing locked ahead of a consumer slot (see above)
             )
         return self._receiver
 
@@ -225,7 +245,7 @@ class ServiceBusQueue:
             lock.settled = True  # before any await: a concurrent second settle must fail
         receiver = self._get_receiver()
         try:
-            async with self._receive_lock:
+            async with self._settle_lock:
                 if action == "complete":
                     await receiver.complete_message(lock.message)
                 elif action == "abandon":
@@ -244,22 +264,33 @@ class ServiceBusQueue:
         if delay_seconds <= 0:
             await self._on_receiver(message, "abandon", settle=True)
             return
-        # Service Bus has no delayed abandon: hold the lock for the delay, then abandon. If
-        # the delay outlasts the lock, its expiry returns the message instead (a bit early).
+        # Service Bus has no delayed abandon: hold the message for the delay, renewing its
+        # lock while the delay outlasts it (an expiry would return it early), then abandon.
         lock = self._live(message)
-        lock.settled = True
-        locked_until = lock.message.locked_until_utc or datetime.now(UTC)
-        hold = min(delay_seconds, (locked_until - datetime.now(UTC)).total_seconds() - 1.0)
-        if hold > 0:
-            task = asyncio.create_task(self._abandon_later(lock.message, hold))
-            self._held.add(task)
-            task.add_done_callback(self._held.discard)
+        lock.settled = True  # to the consumer; the adapter holds it from here
+        task = asyncio.create_task(self._abandon_later(lock.message, delay_seconds))
+        self._held.add(task)
+        task.add_done_callback(self._held.discard)
 
     async def _abandon_later(self, message: ServiceBusReceivedMessage, delay: float) -> None:
-        await asyncio.sleep(delay)
+        until = time.monotonic() + delay
+        locked_until = message.locked_until_utc or datetime.now(UTC)
+        receiver = self._get_receiver()
         try:
-            async with self._receive_lock:
-                await self._get_receiver().abandon_message(message)
+            while True:
+                left = until - time.monotonic()
+                renew_in = (locked_until - datetime.now(UTC)).total_seconds() - LOCK_MARGIN_SECONDS
+                if left <= renew_in:
+                    await asyncio.sleep(max(left, 0.0))
+                    break
+                await asyncio.sleep(max(renew_in, 0.0))
+                async with self._settle_lock:
+                    renewed = await receiver.renew_message_lock(message)
+                if renewed <= locked_until:
+                    return  # a lock that does not move on: let it expire rather than spin
+                locked_until = renewed
+            async with self._settle_lock:
+                await receiver.abandon_message(message)
         except (*LOCK_ERRORS, ValueError, ServiceBusError):
             pass  # the lock expired meanwhile, which released it anyway
 
@@ -267,7 +298,7 @@ class ServiceBusQueue:
         lock = self._live(message)
         lock.settled = True
         try:
-            async with self._receive_lock:
+            async with self._settle_lock:
                 await self._get_receiver().dead_letter_message(
                     lock.message, reason=reason, error_description=description
                 )

@@ -2,6 +2,12 @@
 
 Semantics follow Service Bus: a lock per received message that expires, a delivery count,
 dead-lettering past the maximum count, duplicate detection on the message id.
+
+Each send and receive is an indexed lookup however full the file is: a send's expired ids
+are a range of (queue, sent_at), a receive takes the messages that have been ready longest
+as a range of (queue, visible_at, seq), already in that order. Ready longest first is
+arrival order for messages not yet delivered; a message abandoned or whose lock expired
+queues again from the moment it became ready.
 """
 
 from __future__ import annotations
@@ -56,7 +62,15 @@ CREATE TABLE IF NOT EXISTS sent_ids (
     sent_at REAL NOT NULL,
     PRIMARY KEY (queue, message_id)
 );
+CREATE INDEX IF NOT EXISTS ix_sent_ids_age ON sent_ids (queue, sent_at);
 """
+# (IF NOT EXISTS: a file made before an index existed gets it when next opened.)
+
+DROP_EXPIRED_IDS = "DELETE FROM sent_ids WHERE queue = ? AND sent_at < ?"
+NEXT_READY = (
+    "SELECT seq, message_id, body, properties, enqueued_at, delivery_count FROM messages"
+    " WHERE queue = ? AND visible_at <= ? ORDER BY visible_at, seq LIMIT ?"
+)
 
 
 class SqliteQueue:
@@ -77,13 +91,12 @@ class SqliteQueue:
         await self._db.execute("BEGIN IMMEDIATE")
 
     async def send(self, message: OutgoingMessage) -> None:
-        now = time.time()
         async with self._lock:
             await self._transaction()
+            now = time.time()  # taken in turn: sends are in the order of their times
             try:
                 await self._db.execute(
-                    "DELETE FROM sent_ids WHERE queue = ? AND sent_at < ?",
-                    (self._name, now - DUPLICATE_WINDOW_SECONDS),
+                    DROP_EXPIRED_IDS, (self._name, now - DUPLICATE_WINDOW_SECONDS)
                 )
                 cur = await self._db.execute(
                     "INSERT OR IGNORE INTO sent_ids (queue, message_id, sent_at) VALUES (?, ?, ?)",
@@ -130,11 +143,7 @@ class SqliteQueue:
                     return []
             await self._transaction()
             try:
-                async with self._db.execute(
-                    "SELECT seq, message_id, body, properties, enqueued_at, delivery_count"
-                    " FROM messages WHERE queue = ? AND visible_at <= ? ORDER BY seq LIMIT ?",
-                    (self._name, now, max_messages),
-                ) as c:
+                async with self._db.execute(NEXT_READY, (self._name, now, max_messages)) as c:
                     rows = await c.fetchall()
                 for seq, message_id, body, props, enqueued_at, count in rows:
                     count += 1
