@@ -11,7 +11,8 @@ class Settings(ServiceSettings):
     package_url: str = "http://127.0.0.1:8083"
     dronescheduler_url: str = "http://127.0.0.1:8084"
     delivery_url: str = "http://127.0.0.1:8085"
-    # Messages worked on at once, and how many the queue may hand over ahead of time.
+    # Messages worked on at once, and how many the queue may hand over ahead of time
+    # (RabbitMQ; Service Bus prefetches nothing: see chassis/queue/servicebus.py).
     workflow_concurrency: int = Field(16, ge=1, le=1000)
     queue_prefetch: int = Field(32, ge=0, le=10_000)
     queue_lock_seconds: float = Field(30.0, gt=0)
