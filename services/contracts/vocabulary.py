@@ -121,10 +121,15 @@ def _millisecond_text(value: datetime) -> str:
     return text.removesuffix("+00:00") + "Z" if text.endswith("+00:00") else text
 
 
+def _to_the_millisecond(value: datetime) -> datetime:
+    # What a java.util.Date holds: the answer, the message and the plan agree to the ms.
+    return _utc_if_naive(value).replace(microsecond=value.microsecond // 1000 * 1000)
+
+
 ClientDateTime = Annotated[
     datetime,
     BeforeValidator(_jackson_date),
-    AfterValidator(_utc_if_naive),
+    AfterValidator(_to_the_millisecond),
     PlainSerializer(_millisecond_text, return_type=str, when_used="json"),
     WithJsonSchema(
         {

@@ -88,6 +88,11 @@ def test_the_published_epoch_range_is_all_accepted() -> None:
     assert CLIENT_TIME.validate_python("-" + "9" * 13).year == 1653
 
 
+def test_a_pickup_time_is_kept_to_the_millisecond_as_a_java_date_is() -> None:
+    read = CLIENT_TIME.validate_python("2019-05-08T20:00:00.123456789Z")
+    assert read == PICKUP.replace(microsecond=123000)
+
+
 def test_a_pickup_time_keeps_its_offset() -> None:
     read = CLIENT_TIME.validate_python("2019-05-08T13:00:00-07:00")
     assert read == PICKUP and read.utcoffset() == timedelta(hours=-7)
