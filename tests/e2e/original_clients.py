@@ -138,8 +138,8 @@ def status_of(client: httpx.Client, delivery_id: str) -> dict[str, Any]:
 
 def stage_becomes(client: httpx.Client, delivery_id: str, stage: str) -> dict[str, Any]:
     def reached() -> dict[str, Any] | None:
-        status = status_of(client, delivery_id)
-        return status if status["stage"] == stage else None
+        r = client.get(f"/api/deliveries/{delivery_id}/status")  # 404 until recorded
+        return r.json() if r.status_code == 200 and r.json()["stage"] == stage else None
 
     return eventually(reached, within=60.0, what=f"delivery {delivery_id} {stage}")
 
@@ -164,7 +164,9 @@ def assert_processed_with_the_callers_values(
     if system.stack is not None:  # the package as recorded, where it can be seen
         package = read["packageInfo"]
         with system.internal("package") as packages:
-            kept = packages.get(f"/api/packages/{package['packageId']}").json()
+            kept = packages.get(
+                f"/api/packages/{package['packageId']}", params={"ownerId": body["ownerId"]}
+            ).json()
         assert (kept["size"], kept["weight"], kept["tag"]) == (
             package["size"],
             package["weight"],

@@ -3,9 +3,9 @@ calendar. The original never planned a pickup time; here one that cannot be plan
 still end answered: the delivery `Failed` with the reason (or, for a time long past, flown
 as soon as possible), never left waiting or lost.
 
-In a file of their own, after the others: while the drone scheduler answers such a request
-with a 500, workflow takes it for an outage, holds and retries it, and its circuit breaker
-for the scheduler opens for every delivery; tests running meanwhile would wait on that.
+Before the drone scheduler answered these with a 422, its 500 (taken by workflow for an
+outage) held them for retries and opened the breaker for every delivery: a file of their
+own, run after the others, keeps such a regression from showing up as other tests' failures.
 """
 
 from __future__ import annotations
