@@ -1,8 +1,15 @@
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
-from contracts.vocabulary import ConfirmationType, IsoDateTime, ResourceId, Version
+from contracts.vocabulary import (
+    ClientDateTime,
+    ConfirmationType,
+    IsoDateTime,
+    ResourceId,
+    Version,
+    deadline_time,
+)
 
 
 class Location(BaseModel):
@@ -87,6 +94,13 @@ class Delivery(BaseModel):
     droneId: str
     # Not in the original: set when the delivery can never be scheduled.
     failureReason: str | None = None
+
+    # Not in the original, which kept the deadline as text only: the same deadline as a
+    # time, when the text is an ISO-8601 date-time; null for free text.
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def deadlineTime(self) -> ClientDateTime | None:
+        return deadline_time(self.deadline)
 
 
 class DeliveryStatus(BaseModel):

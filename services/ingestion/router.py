@@ -105,7 +105,7 @@ async def reschedule_delivery_request(
     target: QueueTargetDep,
     caller: WriterDep,
 ) -> AcceptedReschedule:
-    if not request.model_fields_set:
+    if not request.changes():
         raise HTTPException(
             status.HTTP_400_BAD_REQUEST,
             "nothing to reschedule: give pickupLocation, dropOffLocation, pickupTime or deadline",

@@ -75,6 +75,7 @@ def test_a_failure_for_an_unknown_delivery_creates_it_failed_in_the_public_shape
         "confirmationRequired": "Picture",
         "droneId": "",
         "failureReason": "no drone could be assigned: dronescheduler answered 400 no",
+        "deadlineTime": None,
     }
     status = delivery.get(f"/api/deliveries/{ID}/status").json()
     assert status["stage"] == "Failed"
