@@ -16,6 +16,10 @@ from pydantic import (
     WithJsonSchema,
 )
 
+# PostgreSQL's jsonb cannot hold a NUL character (U+0000), whatever JSON allows: free text
+# that reaches a store is refused at the door with its field named, not failed on later.
+STORABLE_TEXT = r"^[^\x00]*$"
+
 
 # An id that can stand in a URL path segment as it is.
 def _not_a_path_step(value: str) -> str:
@@ -158,7 +162,7 @@ ISO-8601 with milliseconds; queue messages carry it as ISO text (`IsoDateTime`).
 
 # Free text in the original, never parsed (its own test sends "LineOfDeadlyZombiatedPeople"),
 # and kept as the client wrote it; `deadline_time` reads it when it is also a date-time.
-Deadline = Annotated[str, StringConstraints(max_length=256)]
+Deadline = Annotated[str, StringConstraints(max_length=256, pattern=STORABLE_TEXT)]
 
 _ISO_START = re.compile(r"[0-9]{4}-")
 

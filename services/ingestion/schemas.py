@@ -22,6 +22,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
 from contracts.vocabulary import (
+    STORABLE_TEXT,
     ClientDateTime,
     ConfirmationType,
     Deadline,
@@ -52,7 +53,7 @@ class NullMeans:
         return {"anyOf": [handler(schema), {"type": "null"}]}
 
 
-Tag = Annotated[str, Field(max_length=256), NullMeans("")]
+Tag = Annotated[str, Field(max_length=256, pattern=STORABLE_TEXT), NullMeans("")]
 # `deliveryId` is a field of the original's request models, so Java clients send it (null on
 # a new request, the id on a reschedule). The original never read it; neither does this.
 IGNORED_DELIVERY_ID: Any = Field(
@@ -89,9 +90,9 @@ class DeliveryRequest(BaseModel):
     )
 
     deliveryId: Any = IGNORED_DELIVERY_ID
-    ownerId: str = Field(min_length=1, max_length=128)
-    pickupLocation: str = Field(min_length=1, max_length=256)
-    dropOffLocation: str = Field(min_length=1, max_length=256)
+    ownerId: str = Field(min_length=1, max_length=128, pattern=STORABLE_TEXT)
+    pickupLocation: str = Field(min_length=1, max_length=256, pattern=STORABLE_TEXT)
+    dropOffLocation: str = Field(min_length=1, max_length=256, pattern=STORABLE_TEXT)
     pickupTime: ClientDateTime
     deadline: Annotated[Deadline, NullMeans("")] = Field(
         "", description="any text, kept as sent; an ISO-8601 date-time is also read as a time"
@@ -116,8 +117,8 @@ class RescheduleRequest(BaseModel):
     )
 
     deliveryId: Any = IGNORED_DELIVERY_ID
-    pickupLocation: str | None = Field(None, min_length=1, max_length=256)
-    dropOffLocation: str | None = Field(None, min_length=1, max_length=256)
+    pickupLocation: str | None = Field(None, min_length=1, max_length=256, pattern=STORABLE_TEXT)
+    dropOffLocation: str | None = Field(None, min_length=1, max_length=256, pattern=STORABLE_TEXT)
     pickupTime: ClientDateTime | None = None
     deadline: Deadline | None = None
 

@@ -366,3 +366,24 @@ def test_each_operation_has_its_message_type() -> None:
         Operation.RESCHEDULE: RescheduleRequested,
         Operation.CANCEL: CancelRequested,
     }
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (guide_body(ownerId="my\x00owner"), ("ownerId",)),
+        (guide_body(pickupLocation="a\x00b"), ("pickupLocation",)),
+        (guide_body(dropOffLocation="\x00"), ("dropOffLocation",)),
+        (guide_body(deadline="soon\x00"), ("deadline",)),
+        (with_package(tag="t\x00"), ("packageInfo", "tag")),
+    ],
+)
+def test_text_a_store_cannot_keep_is_refused_by_name(
+    body: dict[str, Any], field: tuple[str, ...]
+) -> None:
+    # JSON allows U+0000; PostgreSQL's jsonb does not: refused here, not failed on later.
+    assert rejected_fields(DeliveryRequest, body) == {field}
+
+
+def test_a_reschedule_refuses_text_a_store_cannot_keep() -> None:
+    assert rejected_fields(RescheduleRequest, {"pickupLocation": "x\x00"}) == {("pickupLocation",)}
