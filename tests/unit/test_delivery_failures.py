@@ -194,3 +194,19 @@ def test_a_bad_failure_is_a_400_naming_the_field(
     assert r.status_code == 400
     assert field in [e["field"] for e in r.json()["errors"]]
     assert delivery.get(f"/api/deliveries/{ID}").status_code == 404
+
+
+def test_a_confirmation_with_the_largest_blob_the_schema_admits_is_taken(
+    delivery: TestClient,
+) -> None:
+    # The body limit every service keeps must not refuse what delivery's schema admits.
+    assert delivery.put(f"/api/deliveries/{ID}", json=schedule()).status_code == 201
+    blob = "x" * 1_000_000
+    confirmation = {
+        "dateTime": "2099-05-08T20:30:00Z",
+        "geoCoordinates": {"latitude": 47.6, "longitude": -122.3},
+        "confirmationType": "Picture",
+        "confirmationBlob": blob,
+    }
+    r = delivery.post(f"/api/deliveries/{ID}/confirmations", json=confirmation)
+    assert r.status_code == 200, r.text[:300]
