@@ -10,8 +10,8 @@ different fields; cancels, some sent at once after the 202; and a few requests t
 be planned (pickupTime in year 9999).
 
 Meanwhile (faults.py): every service is SIGKILLed and restarted at least once (gateway,
-ingestion, both workflows, package, a drone scheduler; delivery stays down longer than
-workflow waits for a not-yet-known delivery), the test's own PostgreSQL and Redis are
+ingestion, both workflows, package, a drone scheduler; delivery stays down 30 s, longer
+than workflow once waited for a delivery it did not know yet), the test's own PostgreSQL and Redis are
 restarted, the machine's RabbitMQ is restarted (rabbitmqctl stop_app / start_app), package
 answers 30% of its calls with an injected 503, one drone scheduler replica is frozen
 (SIGSTOP) past its booking claim timeout and then resumed, and poison messages (undecodable
@@ -37,8 +37,7 @@ CHAOS_DRAIN_SECONDS (longest wait for the final state, 240), CHAOS_STALL_SECONDS
 waiting when nothing changed for this long, 60), CHAOS_UNPLANNABLE (5), CHAOS_LOG_DIR (where
 the services' logs go, a folder per run; default pytest's tmp_path), CHAOS_RABBITMQCTL,
 CHAOS_PG_BIN (see footing.py). The services' own settings it lowers, so that the faults
-outlast them within minutes: workflow's wait for an unknown delivery (20 s; delivery is down
-30 s), the drone scheduler's claim timeout (15 s; the freeze lasts 45 s), and how long
+outlast them within minutes: the drone scheduler's claim timeout (15 s; the freeze lasts 45 s), and how long
 workflow holds a message whose downstream is out (10 s, so that a frozen scheduler's
 messages reach the other replica).
 """
@@ -74,13 +73,14 @@ UNPLANNABLE = int(os.environ.get("CHAOS_UNPLANNABLE", "5"))
 
 POISON = 3
 PROGRESS_EVERY = 15.0  # seconds between progress lines
-# Workflow's wait for a delivery it does not know yet, and delivery's outage beyond it.
-UNKNOWN_DELIVERY_GRACE = 20.0
+# Delivery's outage: longer than workflow ever waited for a delivery it did not know yet
+# (it waits for none now: every message is the whole request, a cancel final on its own).
+DELIVERY_DOWN = 30.0
 # The drone scheduler's booking claim timeout, and the freeze of one replica beyond it.
 CLAIM_STALE_AFTER = 15.0
 # Frozen long enough for its stuck messages to go back to the queue (workflow's calls time
 # out, the hold ends) and reach the other replica while its claims are stale.
-DURATIONS = Durations(delivery_down=UNKNOWN_DELIVERY_GRACE + 10, frozen=CLAIM_STALE_AFTER + 30)
+DURATIONS = Durations(delivery_down=DELIVERY_DOWN, frozen=CLAIM_STALE_AFTER + 30)
 
 
 def _say(load: Load | None, text: str) -> None:
@@ -96,7 +96,6 @@ def _settings(idp: IdentityProvider) -> dict[str, dict[str, str]]:
         QUEUE_LOCK_SECONDS="5",
         # Held messages go back to the queue soon, so another replica takes them over.
         QUEUE_HOLD_SECONDS="10",
-        UNKNOWN_DELIVERY_GRACE_SECONDS=str(UNKNOWN_DELIVERY_GRACE),
         WORKFLOW_CONCURRENCY="16",
     )
     env["dronescheduler"].update(CLAIM_STALE_AFTER_SECONDS=str(CLAIM_STALE_AFTER))

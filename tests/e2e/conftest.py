@@ -180,7 +180,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         base_port=base,
         log_dir=tmp / "logs",
         # A short lock so that a killed consumer's message comes back within the test.
-        extra_env={"workflow": {"QUEUE_LOCK_SECONDS": "3", "UNKNOWN_DELIVERY_GRACE_SECONDS": "60"}},
+        extra_env={"workflow": {"QUEUE_LOCK_SECONDS": "3"}},
     )
     stack.up(within=90)
     try:
