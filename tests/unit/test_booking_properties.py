@@ -1,0 +1,663 @@
+"""Properties of the booking protocol and of the per-delivery state, over random interleavings.
+
+The drone scheduler's half is a hypothesis state machine over its service functions on a
+real embedded store. Ingestion accepts a delivery's create, changes and cancel (versions 1,
+2, 3...); the queue hands any of its messages, the latest or an older one again, to one of
+two replicas; each call pauses before every write it makes, and the machine chooses which
+call makes its next write, which one dies there (a crash: nothing more of it happens, its
+message comes back), and when time passes beyond the claim timeout (so a claim may be taken
+over while its booker is only paused). After every step: no delivery is on two drones, no
+drone's windows overlap, and a delivery whose cancel has returned holds no window. At the
+end every paused call resumes, the queue redelivers each message not yet done until all are
+(as workflow would), and then each delivery is booked exactly once with its latest version's
+request, or, cancelled, holds no window.
+
+The delivery service's half applies one delivery's versioned writes (schedules, failures, a
+cancel) in random orders with repeats: the document ends as applying them once each, in
+version order, leaves it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import shutil
+import tempfile
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from chassis.documents import ConcurrencyConflict, Document, DocumentStore, connect_document_store
+from contracts.messages import Operation
+from delivery import service as deliveries
+from delivery.schemas import DeliveryCancellation, DeliveryFailure, DeliverySchedule
+from dronescheduler import service
+from dronescheduler.models import Drone, Location, Window
+from dronescheduler.schemas import DroneDeliveryRequest
+
+DELIVERY_IDS = ("d1", "d2")
+PLACES = ((47.61, -122.33), (47.65, -122.30), (47.58, -122.36), (47.70, -122.20))
+FLEET = 3  # few drones: bookings compete for them
+STALE = service.CLAIM_STALE_AFTER + timedelta(seconds=1)
+WAIT = 30.0  # seconds: a call that takes longer than this to reach its next write is stuck
+SETTLING_ROUNDS = 5
+SETTLING_WRITES = 100
+TURN = "waiting for the turn"
+# The stores' files in memory where there is a memory file system: a commit costs no disk sync.
+_MEMORY = "/dev/shm" if Path("/dev/shm").is_dir() else None
+
+# ------------------------------------------------ calls that pause before every write
+
+
+class Call:
+    """One service call, as one replica runs it: it stops before each write it makes and
+    goes on only when told (or when `free`)."""
+
+    def __init__(self, message: Message, turn: Turn, work: Callable[[Call], Awaitable[Any]]):
+        self.message = message
+        self.turn = turn
+        self.free = False
+        self.at = ""  # the write it is waiting to make
+        self._arrived = asyncio.Event()
+        self._go = asyncio.Event()
+        self.task = asyncio.create_task(self._run(work))
+
+    async def _run(self, work: Callable[[Call], Awaitable[Any]]) -> Any:
+        _current.set(self)
+        return await work(self)
+
+    async def gate(self, what: str) -> None:
+        if self.free:
+            await asyncio.sleep(0)  # let the others go on too (one may hold the turn)
+            return
+        self.at = what
+        self._arrived.set()
+        await self._go.wait()
+        self._go.clear()
+
+    async def until_paused(self) -> None:
+        arrived = asyncio.create_task(self._arrived.wait())
+        done, _ = await asyncio.wait(
+            {self.task, arrived}, timeout=WAIT, return_when=asyncio.FIRST_COMPLETED
+        )
+        arrived.cancel()
+        assert done, f"{self} is stuck"
+
+    async def write(self) -> None:
+        """Make the write it waits at, and go on to the next one (or to its end)."""
+        self._arrived.clear()
+        self._go.set()
+        await self.until_paused()
+
+    async def crash(self) -> None:
+        self.task.cancel()
+        await asyncio.wait({self.task}, timeout=WAIT)
+        assert self.task.done(), f"{self} would not stop"
+
+    def __repr__(self) -> str:
+        return f"<call for {self.message} before {self.at or 'its first write'}>"
+
+
+_current: contextvars.ContextVar[Call] = contextvars.ContextVar("call")
+
+
+class Turn:
+    """A replica's one-booking-at-a-time (service._booking_turn), where waiting for the turn
+    is a point a call pauses at like a write: a paused holder keeps its replica waiting."""
+
+    def __init__(self) -> None:
+        self.holder: Call | None = None
+
+    async def __aenter__(self) -> None:
+        call = _current.get()
+        while self.holder is not None:
+            await call.gate(TURN)
+        self.holder = call
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.holder = None
+
+
+def _replica_turn() -> Turn:
+    return _current.get().turn
+
+
+class Gated:
+    """A store whose every write waits for the call's go-ahead."""
+
+    def __init__(self, store: DocumentStore, call: Call, name: str) -> None:
+        self._store = store
+        self._call = call
+        self._name = name
+
+    async def get(self, id: str) -> Document | None:
+        return await self._store.get(id)
+
+    async def create(self, id: str, body: dict[str, Any]) -> Document:
+        await self._call.gate(f"create {self._name}/{id} {body.get('status', '')}")
+        return await self._store.create(id, body)
+
+    async def replace(self, id: str, body: dict[str, Any], *, etag: str) -> Document:
+        await self._call.gate(f"write {self._name}/{id} {body.get('status', '')}")
+        return await self._store.replace(id, body, etag=etag)
+
+    async def upsert(self, id: str, body: dict[str, Any]) -> Document:
+        await self._call.gate(f"upsert {self._name}/{id}")
+        return await self._store.upsert(id, body)
+
+    async def delete(self, id: str, *, etag: str | None = None) -> bool:
+        await self._call.gate(f"delete {self._name}/{id}")
+        return await self._store.delete(id, etag=etag)
+
+    async def find(self, **where: str | int | bool) -> list[Document]:
+        return await self._store.find(**where)
+
+    async def versions(self) -> dict[str, str]:
+        return await self._store.versions()
+
+    async def ping(self) -> None:
+        await self._store.ping()
+
+    async def close(self) -> None:
+        pass  # the machine closes the store
+
+
+# ------------------------------------------------ the drone scheduler's state machine
+
+
+@dataclass
+class Message:
+    """One acknowledged operation on the queue: the whole request at its version."""
+
+    operation: Operation
+    request: DroneDeliveryRequest
+    done: bool = False  # workflow completed it (else the queue hands it out again)
+
+    @property
+    def version(self) -> int:
+        return self.request.version or 0
+
+    def __repr__(self) -> str:
+        return f"{self.operation.value} {self.request.deliveryId} v{self.version}"
+
+
+def _request(
+    delivery_id: str, version: int, pickup: int, dropoff: int, hour: int, t0: datetime
+) -> DroneDeliveryRequest:
+    (plat, plon), (dlat, dlon) = PLACES[pickup], PLACES[dropoff]
+    return DroneDeliveryRequest.model_validate(
+        {
+            "deliveryId": delivery_id,
+            "ownerId": "owner",
+            "pickup": {"latitude": plat, "longitude": plon},
+            "dropoff": {"latitude": dlat, "longitude": dlon},
+            "packageDetail": {"id": f"p-{delivery_id}", "size": "Small"},
+            # Hours ahead: no window ends while the machine's clock moves on (minutes).
+            "pickupTime": (t0 + timedelta(hours=2 + hour)).isoformat(),
+            "requestedAt": (t0 + timedelta(seconds=version)).isoformat(),
+            "version": version,
+        }
+    )
+
+
+class BookingProtocol(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        self.folder = tempfile.mkdtemp(prefix="booking-properties-", dir=_MEMORY)
+        # Cancels read the real clock, so the machine's starts there and only moves ahead.
+        self.t0 = datetime.now(UTC).replace(microsecond=0)
+        self.clock = self.t0
+        self.history: dict[str, list[Message]] = {d: [] for d in DELIVERY_IDS}
+        self.calls: list[Call] = []
+        self.cancelled: set[str] = set()  # a cancel call for it has returned
+        self.turns = (Turn(), Turn())  # two replicas
+        self._booking_turn = service._booking_turn
+        service._booking_turn = _replica_turn  # type: ignore[assignment]
+        service._known.clear()  # what another example's drones were
+        service._rng.seed(0)  # a failing example runs the same way again
+        self.drones, self.assignments = self.run(self._open())
+
+    async def _open(self) -> tuple[DocumentStore, DocumentStore]:
+        url = f"sqlite:///{Path(self.folder) / 'dronescheduler.db'}"
+        drones = await connect_document_store(url, service.DRONES)
+        assignments = await connect_document_store(url, service.ASSIGNMENTS)
+        await service.ensure_fleet(drones=drones, size=FLEET, base=Location(47.6, -122.3))
+        return drones, assignments
+
+    def run(self, work: Awaitable[Any]) -> Any:
+        return self.loop.run_until_complete(work)
+
+    # -------------------------------- what happens
+
+    @rule(
+        delivery=st.sampled_from(DELIVERY_IDS),
+        cancel=st.booleans(),
+        pickup=st.integers(0, len(PLACES) - 1),
+        dropoff=st.integers(0, len(PLACES) - 1),
+        hour=st.integers(0, 2),
+    )
+    def accept(self, delivery: str, cancel: bool, pickup: int, dropoff: int, hour: int) -> None:
+        """Ingestion accepts the delivery's next operation: its create, a change of places
+        and time (a reschedule), or its cancel; nothing after a cancel (a 409)."""
+        history = self.history[delivery]
+        if history and history[-1].operation is Operation.CANCEL:
+            return
+        version = len(history) + 1
+        operation = (
+            Operation.DELIVERY
+            if not history
+            else (Operation.CANCEL if cancel else Operation.RESCHEDULE)
+        )
+        request = _request(delivery, version, pickup, dropoff, hour, self.t0)
+        history.append(Message(operation, request))
+
+    @precondition(lambda self: any(self.history.values()))
+    @rule(
+        delivery=st.sampled_from(DELIVERY_IDS),
+        older=st.integers(0, 3),
+        replica=st.integers(0, 1),
+        late=st.booleans(),
+        writes=st.integers(0, 6),
+    )
+    def deliver(self, delivery: str, older: int, replica: int, late: bool, writes: int) -> None:
+        """The queue hands one of the delivery's messages to a replica: the latest (older=0),
+        or an older one (redelivered, or late); `late`, after the claim timeout (it may take
+        over a claim whose booker is dead, or only paused). The call makes `writes` writes
+        and pauses before its next one."""
+        history = self.history[delivery]
+        if not history:
+            return
+        if late:
+            self.clock += STALE
+        message = history[max(len(history) - 1 - older, 0)]
+        self.run(self._start(message, replica, writes=writes))
+
+    @precondition(lambda self: self.calls)
+    @rule(call=st.integers(0, 7), writes=st.integers(1, 6))
+    def write(self, call: int, writes: int) -> None:
+        """A paused call makes its next `writes` writes (fewer if it ends, or waits for its
+        replica's turn)."""
+        self.run(self._write(self.calls[call % len(self.calls)], writes))
+
+    @precondition(lambda self: self.calls)
+    @rule(call=st.integers(0, 7))
+    def crash(self, call: int) -> None:
+        """A call's process dies before its next write; its message will come back."""
+        self.run(self.calls.pop(call % len(self.calls)).crash())
+
+    # -------------------------------- what must hold
+
+    @invariant()
+    def one_drone_per_delivery_and_no_overlaps(self) -> None:
+        windows = self.run(self._windows())
+        for delivery, where in windows.items():
+            assert len(where) <= 1, f"{delivery} is on {[d for d, _ in where]}"
+
+    @invariant()
+    def a_cancel_that_returned_leaves_no_window(self) -> None:
+        windows = self.run(self._windows())
+        for delivery in self.cancelled:
+            assert not windows.get(delivery), f"cancelled {delivery} is on {windows[delivery]}"
+
+    def teardown(self) -> None:
+        try:
+            self.run(self._settle())
+            self.run(self._check_final())
+        finally:
+            self.run(self._close())
+            self.loop.close()
+            service._booking_turn = self._booking_turn
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    # -------------------------------- how
+
+    async def _start(
+        self, message: Message, replica: int, *, writes: int = 0, free: bool = False
+    ) -> Call:
+        now = self.clock
+
+        async def work(call: Call) -> Any:
+            drones = Gated(self.drones, call, "drones")
+            assignments = Gated(self.assignments, call, "assignments")
+            if message.operation is Operation.CANCEL:
+                return await service.cancel(
+                    drones=drones,
+                    assignments=assignments,
+                    delivery_id=message.request.deliveryId,
+                    version=message.version,
+                )
+            return await service.assign(
+                drones=drones, assignments=assignments, request=message.request, now=now
+            )
+
+        call = Call(message, self.turns[replica], work)
+        call.free = free
+        self.calls.append(call)
+        await call.until_paused()
+        await self._write(call, writes)
+        return call
+
+    async def _write(self, call: Call, writes: int) -> None:
+        for _ in range(writes):
+            if call.task.done():
+                break
+            waiting = call.at == TURN
+            await call.write()
+            if waiting and call.at == TURN:
+                break  # the turn's holder is paused
+        self._if_done(call)
+
+    def _if_done(self, call: Call) -> None:
+        """A call that has ended: its message done, as workflow would complete it, or left
+        for the queue to hand out again (an answer 'in progress': a 503)."""
+        if not call.task.done():
+            return
+        self.calls.remove(call)
+        if call.task.cancelled():
+            return
+        message, error = call.message, call.task.exception()
+        if isinstance(error, service.BookingInProgress | ConcurrencyConflict):
+            return
+        if error is not None and not isinstance(
+            error, service.AssignmentCancelled | service.Superseded
+        ):
+            raise error
+        message.done = True
+        if message.operation is Operation.CANCEL:
+            self.cancelled.add(message.request.deliveryId)
+
+    async def _settle(self) -> None:
+        """Every paused call resumes; then, past the claim timeout, the queue hands out every
+        message not done (newest first) until all are."""
+        for _ in range(SETTLING_WRITES):  # one write at a time, in turn: the same every run
+            if not self.calls:
+                break
+            for call in list(self.calls):
+                await self._write(call, 1)
+        assert not self.calls, f"{self.calls} never finished"
+        for _ in range(SETTLING_ROUNDS):
+            pending = [m for h in self.history.values() for m in reversed(h) if not m.done]
+            if not pending:
+                return
+            self.clock += STALE
+            for message in pending:
+                call = await self._start(message, 0, free=True)
+                assert call.task.done(), f"{call} is stuck"
+        raise AssertionError(f"never settled: {pending}")
+
+    async def _check_final(self) -> None:
+        windows = await self._windows()
+        for delivery, history in self.history.items():
+            doc = await self.assignments.get(delivery)
+            where = windows.get(delivery, [])
+            if not history:
+                assert doc is None and not where
+                continue
+            assert doc is not None, f"{delivery}: acknowledged, never seen"
+            latest = history[-1]
+            if latest.operation is Operation.CANCEL:
+                assert doc.body["status"] == service.CANCELLED, (delivery, doc.body)
+                assert not where, f"cancelled {delivery} is on {where}"
+                continue
+            assert doc.body["status"] == service.ASSIGNED, (delivery, doc.body)
+            assert doc.body["version"] == latest.version, (delivery, doc.body)
+            assert doc.body["request"] == latest.request.model_dump(mode="json"), delivery
+            assert len(where) == 1, f"{delivery} is on {where}"
+            [(drone, window)] = where
+            assert drone == doc.body["droneId"], (delivery, drone, doc.body)
+            assert doc.body["window"] == window.to_json(), delivery
+            asked = latest.request.dropoff
+            assert (window.dropoff.latitude, window.dropoff.longitude) == (
+                asked.latitude,
+                asked.longitude,
+            ), delivery
+
+    async def _windows(self) -> dict[str, list[tuple[str, Window]]]:
+        """Each delivery's windows, with their drones; checks that no drone's overlap."""
+        where: dict[str, list[tuple[str, Window]]] = defaultdict(list)
+        for doc in await self.drones.find():
+            drone = Drone.from_json(doc.body)
+            for before, after in zip(drone.schedule, drone.schedule[1:], strict=False):
+                assert before.delivery_eta <= after.departure, f"{drone.id} double-booked"
+            for window in drone.schedule:
+                where[window.delivery_id].append((drone.id, window))
+        return where
+
+    async def _close(self) -> None:
+        for call in list(self.calls):
+            await call.crash()
+        await self.drones.close()
+        await self.assignments.close()
+
+
+TestBookingProtocol = BookingProtocol.TestCase
+TestBookingProtocol.settings = settings(
+    max_examples=100,
+    stateful_step_count=30,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+# ------------------------------------------------ the delivery service's per-delivery state
+
+IGNORED = {"failedAt", "cancelledAt"}  # when the write was applied: the wall clock's
+
+
+@dataclass(frozen=True)
+class Write:
+    """What workflow writes to the delivery service for one version of a delivery."""
+
+    version: int
+    kind: str  # "schedule", "fail" or "cancel"
+    pickup: int
+    dropoff: int
+    drone: int
+    minutes: int  # departure, from the start
+    skew: int  # seconds: ingestion replicas' clocks disagree; versions, not clocks, decide
+
+    def __repr__(self) -> str:
+        return f"{self.kind} v{self.version}"
+
+
+@st.composite
+def delivery_writes(draw: st.DrawFn) -> list[Write]:
+    """One delivery's versions 1..n, each scheduled or failed, and perhaps a cancel after
+    them (a cancel is final: ingestion accepts nothing after it)."""
+    count = draw(st.integers(1, 4))
+    writes = []
+    for version in range(1, count + 1):
+        writes.append(
+            Write(
+                version,
+                draw(st.sampled_from(["schedule", "fail"])),
+                draw(st.integers(0, len(PLACES) - 1)),
+                draw(st.integers(0, len(PLACES) - 1)),
+                draw(st.integers(1, 3)),
+                draw(st.integers(0, 60)),
+                draw(st.integers(-600, 600)),
+            )
+        )
+    if draw(st.booleans()):
+        last = writes[-1]
+        writes.append(Write(count + 1, "cancel", last.pickup, last.dropoff, 0, 0, 0))
+    return writes
+
+
+def _point(place: int) -> dict[str, float]:
+    latitude, longitude = PLACES[place]
+    return {"latitude": latitude, "longitude": longitude, "altitude": 0.0}
+
+
+async def _apply(store: DocumentStore, delivery_id: str, write: Write, t0: datetime) -> None:
+    """The write, as the delivery service's routes apply it; a refusal (409) is an answer."""
+    common: dict[str, Any] = {
+        "pickup": _point(write.pickup),
+        "dropoff": _point(write.dropoff),
+        "requestedAt": (t0 + timedelta(seconds=write.skew)).isoformat(),
+        "version": write.version,
+    }
+    try:
+        if write.kind == "schedule":
+            departure = t0 + timedelta(hours=1, minutes=write.minutes)
+            await deliveries.schedule(
+                store=store,
+                data=DeliverySchedule.model_validate(
+                    {
+                        **common,
+                        "id": delivery_id,
+                        "owner": {"userId": "owner", "accountId": "owner"},
+                        "droneId": f"drone-{write.drone:03d}",
+                        "packageId": "p1",
+                        "departure": {"time": departure.isoformat(), "location": _point(0)},
+                        "pickupETA": (departure + timedelta(minutes=5)).isoformat(),
+                        "deliveryETA": (departure + timedelta(minutes=9)).isoformat(),
+                        "rescheduled": write.version > 1,
+                    }
+                ),
+            )
+        elif write.kind == "fail":
+            await deliveries.fail(
+                store=store,
+                delivery_id=delivery_id,
+                data=DeliveryFailure.model_validate(
+                    {**common, "ownerId": "owner", "reason": f"version {write.version} failed"}
+                ),
+            )
+        else:
+            await deliveries.record_cancellation(
+                store=store,
+                delivery_id=delivery_id,
+                data=DeliveryCancellation.model_validate({**common, "ownerId": "owner"}),
+            )
+    except (deliveries.DeliveryCancelled, deliveries.DeliveryFailed):
+        pass
+
+
+async def _final_documents(
+    writes: list[Write], order: list[Write]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The document after `order`, and after `writes` once each in version order."""
+    folder = tempfile.mkdtemp(prefix="delivery-properties-", dir=_MEMORY)
+    store = await connect_document_store(
+        f"sqlite:///{Path(folder) / 'delivery.db'}", deliveries.DELIVERIES
+    )
+    try:
+        t0 = datetime.now(UTC).replace(microsecond=0)
+        for write in order:
+            await _apply(store, "shuffled", write, t0)
+        for write in sorted(writes, key=lambda w: w.version):
+            await _apply(store, "in-order", write, t0)
+        shuffled, in_order = await store.get("shuffled"), await store.get("in-order")
+        assert shuffled is not None and in_order is not None
+        return shuffled.body, in_order.body
+    finally:
+        await store.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _without_id(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k not in IGNORED and k != "id"}
+
+
+def _highest_versions_values(body: dict[str, Any], writes: list[Write]) -> None:
+    """The document says what the highest version says: cancelled; failed, with its reason
+    and places; or scheduled as it asked, on its drone."""
+    last = max(writes, key=lambda w: w.version)
+    assert body["version"] == last.version, body
+    if last.kind == "cancel":
+        assert body.get("cancelled") is True, body
+        return
+    assert not body.get("cancelled"), body
+    assert (body["pickup"], body["dropoff"]) == (_point(last.pickup), _point(last.dropoff)), body
+    if last.kind == "fail":
+        assert body.get("failureReason") == f"version {last.version} failed", body
+        return
+    assert "failureReason" not in body, body
+    assert body["droneId"] == f"drone-{last.drone:03d}", body
+
+
+@st.composite
+def shuffled_writes(draw: st.DrawFn) -> tuple[list[Write], list[Write]]:
+    """A delivery's writes, and the same in any order, some more than once (redelivered)."""
+    writes = draw(delivery_writes())
+    repeats = draw(st.lists(st.sampled_from(writes), max_size=4), label="repeated")
+    return writes, draw(st.permutations([*writes, *repeats]), label="order")
+
+
+delivery_settings = settings(max_examples=100, deadline=None, database=None)
+
+
+@delivery_settings
+@given(case=shuffled_writes())
+def test_a_deliverys_writes_in_any_order_end_at_the_highest_versions_values(
+    case: tuple[list[Write], list[Write]],
+) -> None:
+    writes, order = case
+    shuffled, in_order = asyncio.run(_final_documents(writes, order))
+    _highest_versions_values(in_order, writes)
+    _highest_versions_values(shuffled, writes)
+
+
+@delivery_settings
+@given(case=shuffled_writes())
+def test_a_deliverys_writes_in_any_order_end_as_in_version_order(
+    case: tuple[list[Write], list[Write]],
+) -> None:
+    shuffled, in_order = asyncio.run(_final_documents(*case))
+    assert _without_id(shuffled) == _without_id(in_order)
+
+
+def replay(*steps: tuple[str, dict[str, Any]]) -> None:
+    """Run the machine through the given rules, checking its invariants after each, as
+    hypothesis would: a sequence it found, kept as a plain test."""
+    machine = BookingProtocol()
+    try:
+        for name, arguments in steps:
+            getattr(machine, name)(**arguments)
+            machine.one_drone_per_delivery_and_no_overlaps()
+            machine.a_cancel_that_returned_leaves_no_window()
+    finally:
+        machine.teardown()
+
+
+def test_a_takeover_that_dies_before_clearing_leaves_the_drone_written_known() -> None:
+    replay(
+        ("accept", {"delivery": "d1", "cancel": False, "pickup": 0, "dropoff": 1, "hour": 0}),
+        # Its claim, its intent (drone X), its window on X; it dies before its outcome.
+        ("deliver", {"delivery": "d1", "older": 0, "replica": 0, "late": False, "writes": 3}),
+        ("crash", {"call": 0}),
+        # Past the timeout: takes the claim over, dies before it clears and fences X.
+        ("deliver", {"delivery": "d1", "older": 0, "replica": 1, "late": True, "writes": 2}),
+        ("crash", {"call": 0}),
+        # Later still: takes that claim over and books.
+        ("deliver", {"delivery": "d1", "older": 0, "replica": 0, "late": True, "writes": 6}),
+    )
+
+
+def test_a_cancel_repeated_after_a_crash_still_fences_a_paused_booker() -> None:
+    replay(
+        ("accept", {"delivery": "d1", "cancel": False, "pickup": 0, "dropoff": 1, "hour": 0}),
+        # Its claim and intent (drone X); paused before it writes its window on X.
+        ("deliver", {"delivery": "d1", "older": 0, "replica": 0, "late": False, "writes": 2}),
+        ("accept", {"delivery": "d1", "cancel": True, "pickup": 0, "dropoff": 1, "hour": 0}),
+        # The cancel marks the assignment cancelled and dies before it clears and fences X.
+        ("deliver", {"delivery": "d1", "older": 0, "replica": 1, "late": False, "writes": 1}),
+        ("crash", {"call": 1}),
+        # Redelivered, the cancel runs to its end.
+        ("deliver", {"delivery": "d1", "older": 0, "replica": 1, "late": False, "writes": 6}),
+        # The paused booker resumes.
+        ("write", {"call": 0, "writes": 6}),
+    )
