@@ -94,6 +94,31 @@ async def schedule(*, store: DocumentStore, data: DeliverySchedule) -> bool:
     return False
 
 
+REQUEST_FIELDS = {"pickup", "dropoff", "deadline", "expedited", "confirmationRequired"}
+
+
+def _requested(data: DeliveryFailure | DeliveryCancellation) -> dict[str, Any]:
+    """What the request at this version asked for: a failure or cancellation shows it, as a
+    schedule does (a reschedule that failed shows the places it failed for)."""
+    return data.model_dump(mode="json", include=REQUEST_FIELDS)
+
+
+# How a scheduled delivery stands; a failure leaves none of it (its drone was freed).
+TIMETABLE = ("departure", "pickupETA", "deliveryETA", "month", "packageId")
+
+
+def _settled(known: dict[str, Any], *, failed: bool = False) -> dict[str, Any]:
+    """The document before a failure or cancellation is written over it. "rescheduled" goes
+    (it says how a scheduled delivery stands); a failure also takes the drone and timetable,
+    as workflow frees the drone, so a failure reads the same whatever came before it. A
+    cancellation keeps them (where the drone was when it was cancelled) but not a failure:
+    it reads the same whether or not the failure was recorded first."""
+    # A cancel is the last word: a failure before it is not told.
+    dropped = {"rescheduled", *(TIMETABLE if failed else FAILURE_FIELDS)}
+    kept = {k: v for k, v in known.items() if k not in dropped}
+    return {**kept, "droneId": ""} if failed else kept
+
+
 def _unscheduled(
     delivery_id: str, data: DeliveryFailure | DeliveryCancellation, state: dict[str, Any]
 ) -> dict[str, Any]:
@@ -104,10 +129,7 @@ def _unscheduled(
         "owner": {"userId": data.ownerId, "accountId": data.ownerId},
         "ownerId": data.ownerId,
         "droneId": "",  # none will carry it
-        **data.model_dump(
-            mode="json",
-            include={"pickup", "dropoff", "deadline", "expedited", "confirmationRequired"},
-        ),
+        **_requested(data),
         **state,
     }
 
@@ -134,7 +156,7 @@ async def fail(*, store: DocumentStore, delivery_id: str, data: DeliveryFailure)
             return None  # a newer request was recorded since the one that failed
         if known.get("failureReason") and (order is None or order == 0):
             return None  # a repeat: the first reason stands
-        return {**known, **failure}
+        return {**_settled(known, failed=True), **_requested(data), **failure}
 
     await _update(store, delivery_id, apply)
     return False
@@ -157,7 +179,7 @@ async def record_cancellation(
     def apply(known: dict[str, Any]) -> dict[str, Any] | None:
         if known.get("cancelled"):
             return None
-        return {**known, **cancelled, **ordered}
+        return {**_settled(known), **_requested(data), **cancelled, **ordered}
 
     await _update(store, delivery_id, apply)
     return False

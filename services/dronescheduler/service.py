@@ -132,7 +132,16 @@ def _claim_of(body: dict[str, Any], now: datetime, **changes: Any) -> dict[str, 
         "claimedAt": now.isoformat(),
         "token": int(body.get("token") or 0) + 1,
         "intent": None,
+        # Drones earlier bookings may have written to, kept until a booking ends: a claim
+        # taken over, whose taker dies before clearing them, still names them to the next.
+        "dirty": sorted(_named(body)),
     }
+
+
+def _named(body: dict[str, Any]) -> set[str]:
+    """Every drone a booking of this delivery may have written to."""
+    named = {body.get("droneId"), body.get("intent"), *body.get("dirty", ())}
+    return {str(d) for d in named if d}
 
 
 @dataclass
@@ -226,6 +235,7 @@ async def assign(
         "month": window.departure.strftime("%Y-%m"),
         "window": window.to_json(),
         "intent": None,
+        "dirty": [],  # cleared, and fenced where an earlier booking may still be running
     }
     try:
         await claim.write(booked)
@@ -319,8 +329,7 @@ async def _clear(
     drones to bookers with a token below `token` (the earlier booking may still be running).
     """
     delivery_id = str(body.get("deliveryId") or "")
-    named = {body.get("droneId"), body.get("intent")} - {None, ""}
-    for drone in sorted(str(d) for d in named):
+    for drone in sorted(_named(body)):
         await _update_drone(
             drones,
             drone,
@@ -380,8 +389,9 @@ async def cancel(
         body = doc.body
         token = int(body.get("token") or 0) + 1
         if body["status"] == CANCELLED or (body["status"] == status and not final):
-            # Already so; a crash may have left its window behind: make sure it is gone.
-            await _clear(drones, body, token, now, fence=False)
+            # Already so, but a crash may have come before its drones were cleared and
+            # fenced (a booker paused meanwhile would still write): do it again.
+            await _clear(drones, body, int(body.get("token") or 0), now, fence=True)
             return
         if not final and version is not None and _version(body) > version:
             return  # a newer request holds it now

@@ -92,15 +92,19 @@ def test_repeating_a_failure_changes_nothing(delivery: TestClient) -> None:
     assert delivery.get(f"/api/deliveries/{ID}/status").json() == first
 
 
-def test_a_scheduled_delivery_is_marked_failed_and_keeps_its_timetable(
+def test_a_scheduled_delivery_marked_failed_keeps_no_drone_or_timetable(
     delivery: TestClient,
 ) -> None:
+    # Workflow frees the drone of a delivery that failed: the record says so, and reads the
+    # same as a failure recorded before any schedule.
     assert delivery.put(f"/api/deliveries/{ID}", json=schedule(T1)).status_code == 201
     assert delivery.put(f"/api/deliveries/{ID}/failure", json=failure()).status_code == 204
     status = delivery.get(f"/api/deliveries/{ID}/status").json()
     assert status["stage"] == "Failed"
-    assert status["pickupETA"] == "2099-05-08T20:00:00Z"
-    assert delivery.get(f"/api/deliveries/{ID}").json()["failureReason"] == failure()["reason"]
+    assert status["pickupETA"] == status["deliveryETA"]  # the failure time: no plan stands
+    shown = delivery.get(f"/api/deliveries/{ID}").json()
+    assert shown["failureReason"] == failure()["reason"]
+    assert shown["droneId"] == ""
 
 
 def test_a_late_failure_of_an_older_request_does_not_undo_a_newer_schedule(
