@@ -94,7 +94,8 @@ async def cancel_assignment(
         bool, Query(description="false: freed as failed; a newer request may book it again")
     ] = True,
 ) -> Response:
-    """Cancel, booked or not yet (a cancel can arrive first): final either way."""
+    """Cancel, booked or not yet (a cancel can arrive first), for good; with final=false,
+    free the drone of a delivery that failed, until a newer request books it again."""
     await service.cancel(
         drones=drones,
         assignments=assignments,

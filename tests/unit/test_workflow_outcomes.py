@@ -185,6 +185,17 @@ PLAN = {
     "pickupETA": "2019-05-08T20:00:00+00:00",
     "deliveryETA": "2019-05-08T20:20:00+00:00",
 }
+# What workflow tells delivery of the guide's delivery when it was never scheduled.
+GUIDE_UNSCHEDULED = {
+    "ownerId": "myowner",
+    "pickup": resolve("my pickup", AREA),
+    "dropoff": resolve("drop off", AREA),
+    "deadline": "",
+    "expedited": True,
+    "confirmationRequired": "None",
+    "requestedAt": "2024-05-08T12:00:00+00:00",
+    "version": 1,
+}
 BAD_ALTITUDE = {
     "type": "about:blank",
     "title": "Bad Request",
@@ -272,16 +283,9 @@ async def test_a_delivery_the_delivery_service_refuses_is_marked_failed_then_its
     assert outcome.description.startswith("delivery rejected the request: 400")
     assert downstream.calls() == [PACKAGE_PUT, ASSIGN, RECORD, MARK_FAILED, RELEASE]
     assert downstream.body_of(MARK_FAILED) == {
-        "ownerId": "myowner",
+        **GUIDE_UNSCHEDULED,
         "reason": "it could not be recorded: delivery answered 400 pickup.altitude: "
         "Input should be less than 10000",
-        "pickup": resolve("my pickup", AREA),
-        "dropoff": resolve("drop off", AREA),
-        "deadline": "",
-        "expedited": True,
-        "confirmationRequired": "None",
-        "requestedAt": "2024-05-08T12:00:00+00:00",
-        "version": 1,
     }
 
 
@@ -397,16 +401,7 @@ async def test_a_cancel_frees_the_drone_and_records_it_without_reading_the_deliv
     outcome = await scripted.handle(message(versioned(1), operation="cancel"))
     assert isinstance(outcome, Complete)
     assert downstream.calls() == [CANCEL_DRONE, CANCELLATION]
-    assert downstream.body_of(CANCELLATION) == {
-        "ownerId": "myowner",
-        "pickup": resolve("my pickup", AREA),
-        "dropoff": resolve("drop off", AREA),
-        "deadline": "",
-        "expedited": True,
-        "confirmationRequired": "None",
-        "requestedAt": "2024-05-08T12:00:00+00:00",
-        "version": 1,
-    }
+    assert downstream.body_of(CANCELLATION) == GUIDE_UNSCHEDULED
 
 
 @pytest.mark.parametrize("operation", ["delivery", "reschedule", "cancel"])
