@@ -31,7 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -468,9 +468,6 @@ class Write:
     minutes: int  # departure, from the start
     skew: int  # seconds: ingestion replicas' clocks disagree; versions, not clocks, decide
 
-    def __repr__(self) -> str:
-        return f"{self.kind} v{self.version}"
-
 
 @st.composite
 def delivery_writes(draw: st.DrawFn) -> list[Write]:
@@ -593,8 +590,11 @@ def _highest_versions_values(body: dict[str, Any], writes: list[Write]) -> None:
 def shuffled_writes(draw: st.DrawFn) -> tuple[list[Write], list[Write]]:
     """A delivery's writes, and the same in any order, some more than once (redelivered)."""
     writes = draw(delivery_writes())
-    repeats = draw(st.lists(st.sampled_from(writes), max_size=4), label="repeated")
-    return writes, draw(st.permutations([*writes, *repeats]), label="order")
+    repeats = draw(st.lists(st.sampled_from(writes), max_size=4))
+    order = draw(st.permutations([*writes, *repeats]))
+    note(f"writes in version order: {writes}")
+    note(f"applied in the order: {[f'{w.kind} v{w.version}' for w in order]}")
+    return writes, order
 
 
 delivery_settings = settings(max_examples=100, deadline=None, database=None)
