@@ -12,6 +12,9 @@ end every paused call resumes, the queue redelivers each message not yet done un
 (as workflow would), and then each delivery is booked exactly once with its latest version's
 request, or, cancelled, holds no window.
 
+Sequences the machine found that break the protocol are kept below as plain tests that replay
+them step by step (`replay`), so they fail every run, not only when the search meets them.
+
 The delivery service's half applies one delivery's versioned writes (schedules, failures, a
 cancel) in random orders with repeats: the document ends as applying them once each, in
 version order, leaves it.
@@ -659,5 +662,21 @@ def test_a_cancel_repeated_after_a_crash_still_fences_a_paused_booker() -> None:
         # Redelivered, the cancel runs to its end.
         ("deliver", {"delivery": "d1", "older": 0, "replica": 1, "late": False, "writes": 6}),
         # The paused booker resumes.
+        ("write", {"call": 0, "writes": 6}),
+    )
+
+
+def test_a_taker_overtaken_itself_clears_nothing_when_it_resumes() -> None:
+    replay(
+        ("accept", {"delivery": "d1", "cancel": False, "pickup": 0, "dropoff": 1, "hour": 0}),
+        # Its claim and intent (drone X); it dies.
+        ("deliver", {"delivery": "d1", "older": 0, "replica": 0, "late": False, "writes": 2}),
+        ("crash", {"call": 0}),
+        # Past the timeout: takes the claim over; paused before it clears and fences X.
+        ("deliver", {"delivery": "d1", "older": 0, "replica": 1, "late": True, "writes": 2}),
+        # Past the timeout again: takes that claim over, fences X and books (on X).
+        ("deliver", {"delivery": "d1", "older": 0, "replica": 0, "late": True, "writes": 6}),
+        # The first taker resumes: it must not clear the booking made after it (the end
+        # checks that the delivery is on the drone its assignment names).
         ("write", {"call": 0, "writes": 6}),
     )
