@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import random
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -329,19 +330,23 @@ async def _clear(
     drones to bookers with a token below `token` (the earlier booking may still be running).
     """
     delivery_id = str(body.get("deliveryId") or "")
+
+    def cleared(d: Drone) -> Drone | None:
+        if d.fenced_out(delivery_id, token):
+            # Overtaken itself meanwhile (paused, then resumed): the drone is the newer
+            # claim's now, its window included; lowering the fence would reopen it.
+            return None
+        if fence:
+            return d.fenced(delivery_id, token, now)
+        return d.without(delivery_id, now) if d.window_for(delivery_id) else None
+
     for drone in sorted(_named(body)):
-        await _update_drone(
-            drones,
-            drone,
-            lambda d: (
-                d.fenced(delivery_id, token, now)
-                if fence
-                else (d.without(delivery_id, now) if d.window_for(delivery_id) else None)
-            ),
-        )
+        await _update_drone(drones, drone, cleared)
 
 
-async def _update_drone(drones: DocumentStore, drone: str, change: Any) -> None:
+async def _update_drone(
+    drones: DocumentStore, drone: str, change: Callable[[Drone], Drone | None]
+) -> None:
     for _ in range(MAX_CONFLICTS):
         doc = await drones.get(drone)
         if doc is None:

@@ -12,6 +12,9 @@ end every paused call resumes, the queue redelivers each message not yet done un
 (as workflow would), and then each delivery is booked exactly once with its latest version's
 request, or, cancelled, holds no window.
 
+Sequences the machine found that break the protocol are kept below as plain tests that replay
+them step by step (`replay`), so they fail every run, not only when the search meets them.
+
 The delivery service's half applies one delivery's versioned writes (schedules, failures, a
 cancel) in random orders with repeats: the document ends as applying them once each, in
 version order, leaves it.
@@ -31,7 +34,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -468,9 +471,6 @@ class Write:
     minutes: int  # departure, from the start
     skew: int  # seconds: ingestion replicas' clocks disagree; versions, not clocks, decide
 
-    def __repr__(self) -> str:
-        return f"{self.kind} v{self.version}"
-
 
 @st.composite
 def delivery_writes(draw: st.DrawFn) -> list[Write]:
@@ -593,8 +593,11 @@ def _highest_versions_values(body: dict[str, Any], writes: list[Write]) -> None:
 def shuffled_writes(draw: st.DrawFn) -> tuple[list[Write], list[Write]]:
     """A delivery's writes, and the same in any order, some more than once (redelivered)."""
     writes = draw(delivery_writes())
-    repeats = draw(st.lists(st.sampled_from(writes), max_size=4), label="repeated")
-    return writes, draw(st.permutations([*writes, *repeats]), label="order")
+    repeats = draw(st.lists(st.sampled_from(writes), max_size=4))
+    order = draw(st.permutations([*writes, *repeats]))
+    note(f"writes in version order: {writes}")
+    note(f"applied in the order: {[f'{w.kind} v{w.version}' for w in order]}")
+    return writes, order
 
 
 delivery_settings = settings(max_examples=100, deadline=None, database=None)
@@ -630,9 +633,12 @@ def _without_timetable(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k not in timetable}
 
 
-def replay(*steps: tuple[str, dict[str, Any]]) -> None:
+Step = tuple[str, dict[str, Any]]
+
+
+def replay(*steps: Step) -> None:
     """Run the machine through the given rules, checking its invariants after each, as
-    hypothesis would: a sequence it found, kept as a plain test."""
+    hypothesis would: a sequence it found, kept as a plain test. Delivery d1 throughout."""
     machine = BookingProtocol()
     try:
         for name, arguments in steps:
@@ -643,31 +649,61 @@ def replay(*steps: tuple[str, dict[str, Any]]) -> None:
         machine.teardown()
 
 
+def accept(*, cancel: bool = False) -> Step:
+    return "accept", {"delivery": "d1", "cancel": cancel, "pickup": 0, "dropoff": 1, "hour": 0}
+
+
+def deliver(writes: int, *, late: bool = False, replica: int = 0) -> Step:
+    """d1's latest message, to a replica, for `writes` writes."""
+    return "deliver", {
+        "delivery": "d1",
+        "older": 0,
+        "replica": replica,
+        "late": late,
+        "writes": writes,
+    }
+
+
+def crash(call: int) -> Step:
+    return "crash", {"call": call}
+
+
+def write(call: int) -> Step:
+    """The call runs on to its end."""
+    return "write", {"call": call, "writes": 6}
+
+
 def test_a_takeover_that_dies_before_clearing_leaves_the_drone_written_known() -> None:
     replay(
-        ("accept", {"delivery": "d1", "cancel": False, "pickup": 0, "dropoff": 1, "hour": 0}),
-        # Its claim, its intent (drone X), its window on X; it dies before its outcome.
-        ("deliver", {"delivery": "d1", "older": 0, "replica": 0, "late": False, "writes": 3}),
-        ("crash", {"call": 0}),
-        # Past the timeout: takes the claim over, dies before it clears and fences X.
-        ("deliver", {"delivery": "d1", "older": 0, "replica": 1, "late": True, "writes": 2}),
-        ("crash", {"call": 0}),
-        # Later still: takes that claim over and books.
-        ("deliver", {"delivery": "d1", "older": 0, "replica": 0, "late": True, "writes": 6}),
+        accept(),
+        deliver(3),  # its claim, its intent (drone X), its window on X; dies before its outcome
+        crash(0),
+        deliver(2, late=True, replica=1),  # takes the claim over, dies before it fences X
+        crash(0),
+        deliver(6, late=True),  # later still: takes that claim over and books (on Y)
     )
 
 
 def test_a_cancel_repeated_after_a_crash_still_fences_a_paused_booker() -> None:
     replay(
-        ("accept", {"delivery": "d1", "cancel": False, "pickup": 0, "dropoff": 1, "hour": 0}),
-        # Its claim and intent (drone X); paused before it writes its window on X.
-        ("deliver", {"delivery": "d1", "older": 0, "replica": 0, "late": False, "writes": 2}),
-        ("accept", {"delivery": "d1", "cancel": True, "pickup": 0, "dropoff": 1, "hour": 0}),
-        # The cancel marks the assignment cancelled and dies before it clears and fences X.
-        ("deliver", {"delivery": "d1", "older": 0, "replica": 1, "late": False, "writes": 1}),
-        ("crash", {"call": 1}),
-        # Redelivered, the cancel runs to its end.
-        ("deliver", {"delivery": "d1", "older": 0, "replica": 1, "late": False, "writes": 6}),
-        # The paused booker resumes.
-        ("write", {"call": 0, "writes": 6}),
+        accept(),
+        deliver(2),  # its claim and intent (drone X); paused before its window on X
+        accept(cancel=True),
+        deliver(1, replica=1),  # marks the assignment cancelled; dies before it fences X
+        crash(1),
+        deliver(6, replica=1),  # redelivered, the cancel runs to its end
+        write(0),  # the paused booker resumes, and must book nothing
+    )
+
+
+def test_a_taker_overtaken_itself_clears_nothing_when_it_resumes() -> None:
+    replay(
+        accept(),
+        deliver(2),  # its claim and intent (drone X); it dies
+        crash(0),
+        deliver(2, late=True, replica=1),  # takes the claim over; paused before it fences X
+        deliver(6, late=True),  # takes that claim over, fences X and books on X
+        # The first taker resumes: it must not clear the booking made after it (the end
+        # checks that the delivery is on the drone its assignment names).
+        write(0),
     )
