@@ -295,7 +295,7 @@ def ratio(cells: list[Cell]) -> float:
 
 
 def print_table(by_backlog: list[Cell], by_fleet: list[Cell], postgres: bool) -> None:
-    server = "  server ms" if postgres else ""
+    server = "  of it PG ms" if postgres else ""
     print(
         f"\n{'drones':>8}{'windows':>9}{'bookings':>10}{'set-up s':>10}{'1st booking s':>15}"
         f"{'wall ms':>10}{'CPU ms':>9}{server}   (per booking)"
@@ -304,7 +304,7 @@ def print_table(by_backlog: list[Cell], by_fleet: list[Cell], postgres: bool) ->
         print(f"  by {title}:")
         for c in cells:
             s = c.summary()
-            extra = f"{s['server_cpu_ms_per_booking']:>11.2f}" if postgres else ""
+            extra = f"{s['server_cpu_ms_per_booking']:>12.2f}" if postgres else ""
             print(
                 f"{c.fleet:>8}{c.backlog:>9}{c.bookings:>9}{'*' if c.stopped_by_time else ' '}"
                 f"{c.setup_s:>10.1f}{c.first_booking_s:>15.2f}{s['wall_ms_per_booking']:>10.2f}"
