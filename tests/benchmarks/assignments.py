@@ -14,6 +14,11 @@ home), so that set-up does not book them one by one; then one booking reads the 
 `service.assign` are timed, fewer on the large fleets (ASSIGN_LARGE_FLEET_BOOKINGS) and
 never more than ASSIGN_CELL_SECONDS of wall time a cell: the table says how many each had.
 
+How dense the backlog is matters as much as how long: a trip in this benchmark's area takes
+up to about half an hour, so with windows 30 minutes apart most gaps cannot hold one and
+planning walks past them (10 -> 1,000 windows cost 25-35x more per booking on SQLite; with
+ASSIGN_WINDOW_SPACING_MINUTES=120, 5x). The default is the denser, harder case.
+
 With N: N assignments in a row on FLEET empty drones, wall and CPU time every 500.
 
 STORE_URL defaults (also when empty) to fresh SQLite files. For PostgreSQL give a server's
