@@ -21,7 +21,7 @@ RESULTS ?= results
 .PHONY: help setup run run-servers test lint test-unit test-contract test-contract-rabbitmq4 \
         test-e2e test-e2e-servers \
         test-chaos test-charts test-compose test-infra compose-up compose-down loadtest bench \
-        bench-compose clean
+        bench-scaling bench-compose clean
 
 help:
 	@echo "make run            the whole system on this machine at http://127.0.0.1:$(PORT) (Ctrl-C stops it)"
@@ -29,7 +29,8 @@ help:
 	@echo "make test           every test: lint, unit, contract, end-to-end, chaos, charts, compose"
 	@echo "make compose-up     docker compose up --build --wait (needs Docker)"
 	@echo "make loadtest       Locust, headless, against HOST (default the local entry point)"
-	@echo "make bench          figures on both footings (BENCH_REQUESTS=N); bench-compose: per workflow replica count"
+	@echo "make bench          figures on both footings (BENCH_REQUESTS=N), then bench-scaling; bench-compose: per workflow replica count"
+	@echo "make bench-scaling  CPU per booking against backlog and fleet size (ASSIGN_STORE_URL=postgresql://... for PostgreSQL)"
 
 # uv itself is pinned and kept in a folder of its own, so a fresh machine needs only Python.
 $(UV):
@@ -117,6 +118,13 @@ loadtest: setup
 # a table, results/bench/bench-<footing>.json and .png.
 bench: setup
 	$(RUN) python -m tests.benchmarks.bench
+	$(MAKE) bench-scaling
+
+# CPU per booking against backlog and fleet size, in one process (SQLite, or a PostgreSQL
+# server's URL in ASSIGN_STORE_URL): a table, results/bench/assignments-scaling-<store>.*
+ASSIGN_STORE_URL ?=
+bench-scaling: setup
+	$(RUN) python -m tests.benchmarks.assignments "$(ASSIGN_STORE_URL)"
 
 # End-to-end throughput through NGINX with `docker compose up --scale workflow=N`, N in
 # REPLICAS (BENCH_REQUESTS per run): results/bench/compose-scale.jsonl.
