@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from contracts.routes import ROUTES, VERSION_PREFIX, path_is_public, route_for
 from gateway import nginx
-from gateway.routes import ROUTES, VERSION_PREFIX, path_is_public, route_for
 from tests import servers
 
 COMMITTED = Path(__file__).resolve().parents[3] / "docker" / "nginx" / "default.conf"

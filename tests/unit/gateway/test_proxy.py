@@ -7,8 +7,8 @@ import re
 
 import pytest
 
+from contracts.routes import ROUTES
 from gateway.proxy import _TEMPLATES, route_label
-from gateway.routes import ROUTES
 
 
 @pytest.mark.parametrize(
