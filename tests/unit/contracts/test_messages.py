@@ -10,13 +10,16 @@ from pydantic import ValidationError
 
 from contracts.messages import (
     MESSAGE_TYPES,
+    QUEUE,
     CancelRequested,
     DeliveryRequested,
     Operation,
     RescheduleRequested,
 )
+from ingestion.config import Settings as IngestionSettings
 from ingestion.schemas import DeliveryRequest
 from tests.unit.guide import GUIDE_BODY, REQUESTED_AT, rejected_fields
+from workflow.config import Settings as WorkflowSettings
 
 
 def test_a_delivery_message_is_the_public_body_plus_its_id_and_time() -> None:
@@ -89,3 +92,12 @@ def test_each_operation_has_its_message_type() -> None:
         Operation.RESCHEDULE: RescheduleRequested,
         Operation.CANCEL: CancelRequested,
     }
+
+
+@pytest.mark.parametrize("settings", [IngestionSettings, WorkflowSettings])
+def test_both_ends_of_the_queue_default_to_the_one_queue(settings: type[Any]) -> None:
+    assert settings().queue_url.endswith(f"?queue={QUEUE}")
+    assert settings(queue_url="amqp://u:p@rabbit/%2F").queue_url == (
+        f"amqp://u:p@rabbit/%2F?queue={QUEUE}"
+    )
+    assert settings(queue_url="amqp://u:p@rabbit/%2F?queue=q").queue_url.endswith("?queue=q")
