@@ -339,27 +339,8 @@ class Authenticator:
                 "the token could not be checked (signing keys unavailable); retry later",
                 headers={"Retry-After": str(int(RETRY_FETCH_SECONDS))},
             ) from e
-        except jwt.ExpiredSignatureError as e:
-            raise _bearer_error(
-                self.names.realm, 401, "invalid_token", "the token has expired"
-            ) from e
-        except jwt.InvalidAudienceError as e:
-            raise _bearer_error(
-                self.names.realm, 401, "invalid_token", "the token is not for this API"
-            ) from e
-        except jwt.InvalidIssuerError as e:
-            raise _bearer_error(
-                self.names.realm, 401, "invalid_token", "the token is from another issuer"
-            ) from e
-        except jwt.InvalidSignatureError as e:
-            raise _bearer_error(
-                self.names.realm, 401, "invalid_token", "the token signature is invalid"
-            ) from e
         except (jwt.PyJWTError, ValueError) as e:
-            # Malformed, unknown key id, missing claims, not yet valid, wrong algorithm.
-            raise _bearer_error(
-                self.names.realm, 401, "invalid_token", "the token is not valid"
-            ) from e
+            raise _bearer_error(self.names.realm, 401, "invalid_token", _why_invalid(e)) from e
         return claims
 
     def _caller_of(self, claims: dict[str, Any]) -> Caller:
@@ -387,6 +368,22 @@ class Authenticator:
             roles=role_set,
             admin=self.names.admin in role_set,
         )
+
+
+# What a client is told of a token that failed a check, most specific first.
+_INVALID_TOKEN = (
+    (jwt.ExpiredSignatureError, "the token has expired"),
+    (jwt.InvalidAudienceError, "the token is not for this API"),
+    (jwt.InvalidIssuerError, "the token is from another issuer"),
+    (jwt.InvalidSignatureError, "the token signature is invalid"),
+)
+
+
+def _why_invalid(error: Exception) -> str:
+    # Otherwise: malformed, unknown key id, missing claims, not yet valid, wrong algorithm.
+    return next(
+        (why for kind, why in _INVALID_TOKEN if isinstance(error, kind)), "the token is not valid"
+    )
 
 
 def _bearer_token(authorization: str | None, realm: str) -> str:

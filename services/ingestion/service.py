@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chassis import telemetry
-from chassis.documents import Collection, ConcurrencyConflict, DocumentExists, DocumentStore
+from chassis.documents import Collection, DocumentExists, DocumentStore
+from chassis.documents.updates import update_with_retry
 from chassis.logs import bind_log_fields
 from chassis.queue import MessageQueue, OutgoingMessage
 from chassis.telemetry import MessagingTarget
@@ -137,9 +138,6 @@ class DeliveryCancelled(Exception):
     """The delivery was cancelled: there is nothing left to reschedule."""
 
 
-MAX_CONFLICTS = 20
-
-
 def _standing(record: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     """The delivery request as it stands, and its version. Records written before versions
     were kept hold only the first message: that is version 1."""
@@ -220,32 +218,31 @@ async def _accept_change(
     changes. If the send then fails the client is told to retry (503); the record keeps the
     change, so the retry (or any later operation) sends it: every operation is idempotent.
     """
-    for _ in range(MAX_CONFLICTS):
-        doc = await store.get(delivery_id)
-        if doc is None or not owns(doc.body["ownerId"]):
+    message: DeliveryRequested | None = None
+
+    def numbered(record: dict[str, Any]) -> dict[str, Any] | None:
+        nonlocal message
+        if not owns(record["ownerId"]):
             raise UnknownDelivery(delivery_id)
-        version, standing = _standing(doc.body)
-        if doc.body.get("cancelled"):
+        version, standing = _standing(record)
+        if record.get("cancelled"):
             if operation is not Operation.CANCEL:
                 raise DeliveryCancelled(delivery_id)
             message = MESSAGE_TYPES[operation].model_validate(standing)
-            break
+            return None
         message = MESSAGE_TYPES[operation].model_validate(
             {**standing, **changes, "requestedAt": datetime.now(UTC), "version": version + 1}
         )
-        record = {
-            **doc.body,
+        return {
+            **record,
             "version": message.version,
             "request": message.model_dump(mode="json"),
             "cancelled": operation is Operation.CANCEL,
         }
-        try:
-            await store.replace(delivery_id, record, etag=doc.etag)
-            break
-        except ConcurrencyConflict:
-            continue
-    else:
-        raise ConcurrencyConflict(delivery_id)
+
+    if await update_with_retry(store, delivery_id, numbered) is None:
+        raise UnknownDelivery(delivery_id)
+    assert message is not None  # made by the last change applied
     await _send(
         queue=queue,
         target=target,
