@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pydantic import Field
+
 from chassis.settings import ServiceSettings
 
 
@@ -8,3 +10,6 @@ class Settings(ServiceSettings):
     queue_url: str = "sqlite:///data/queue.db?queue=deliveryrequests"
     # Its record of accepted requests: idempotency keys, and which ids it issued.
     store_url: str = "sqlite:///data/ingestion.db"
+    # Concurrent accepts share a store call and a queue call, up to this many at a time
+    # (ingestion/intake.py); 1 writes each request on its own.
+    accept_batch: int = Field(64, ge=1, le=1000)
