@@ -15,7 +15,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -86,13 +85,14 @@ def main() -> int:
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {
         f: {"before": [], "after": []} for f in FOOTINGS
     }
-    with tempfile.TemporaryDirectory(prefix="bench-compare-") as tmp:
-        for k in range(ROUNDS):
-            for side, checkout in (("before", BASE), ("after", HERE)):
-                print(f"\n##### round {k + 1}/{ROUNDS}: {side} ({checkout})", flush=True)
-                got = run_once(checkout, Path(tmp) / f"{side}-{k}")
-                for footing, result in got.items():
-                    runs[footing][side].append(result)
+    # Each run's results (and profiles, with BENCH_PYSPY) kept: RESULTS/compare/<side>-<k>.
+    out = Path(os.environ.get("BENCH_RESULTS", "results/bench")) / "compare"
+    for k in range(ROUNDS):
+        for side, checkout in (("before", BASE), ("after", HERE)):
+            print(f"\n##### round {k + 1}/{ROUNDS}: {side} ({checkout})", flush=True)
+            got = run_once(checkout, (out / f"{side}-{k + 1}").resolve())
+            for footing, result in got.items():
+                runs[footing][side].append(result)
     for footing, sides in runs.items():
         if any(sides.values()):
             print_comparison(footing, sides)
