@@ -14,6 +14,7 @@ stands for that item's failure); if it raises, every item of the batch fails wit
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -40,7 +41,9 @@ class GroupCommit(Generic[T, R]):
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
         if self._flushing is None:
-            self._flushing = asyncio.create_task(self._flush())
+            # A context of its own: the writes are every caller's, not the first one's (its
+            # log fields and trace would otherwise go on them all).
+            self._flushing = asyncio.create_task(self._flush(), context=contextvars.Context())
         # Shielded: a caller that gives up (client gone, timeout) must not cancel the write
         # of the others; its own item is still written, as a single write would be.
         return await asyncio.shield(future)
