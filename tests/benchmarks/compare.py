@@ -3,7 +3,7 @@
 Runs this checkout's benchmark (tests/benchmarks/bench.py) alternately on the services of
 the other checkout (before) and of this one (after), ROUNDS times each, before first, so
 both meet the same load on the shared machine; then prints each run's figures and their
-medians side by side. The other checkout needs its own `make setup` (its .venv is what
+medians side by side (each run's results are kept in results/bench/compare/). The other checkout needs its own `make setup` (its .venv is what
 runs its services). Other BENCH_* settings (BENCH_FOOTINGS, BENCH_REQUESTS, ...) apply to
 every run; the sweep is off unless BENCH_CONCURRENCIES is set.
 """
@@ -64,18 +64,22 @@ def run_once(checkout: Path, results: Path) -> dict[str, dict[str, Any]]:
 
 
 def print_comparison(footing: str, runs: dict[str, list[dict[str, Any]]]) -> None:
-    n = max(len(v) for v in runs.values())
-    cols = [f"{side} {k + 1}" for side in runs for k in range(n)]
+    """Each run in the order it ran (before 1, after 1, before 2, ...), then the medians."""
+    order = [(side, k) for k in range(max(len(v) for v in runs.values())) for side in runs]
+    order = [(side, k) for side, k in order if k < len(runs[side])]
     print(f"\n=== {footing}: before = {BASE}, after = {HERE} ===")
-    print(f"  {'figure':<36}" + "".join(f"{c:>11}" for c in cols) + f"{'median b/a':>22}")
+    heads = "".join(f"{f'{side} {k + 1}':>11}" for side, k in order)
+    print(f"  {'figure':<36}{heads}{'median before / after':>26}")
     for label, path in FIGURES:
-        cells, medians = [], []
+        cells = []
+        for side, k in order:
+            value = _figure(runs[side][k], path)
+            cells.append("-" if value is None else f"{value:g}")
+        medians = []
         for results in runs.values():
-            values = [_figure(r, path) for r in results]
-            cells += ["-" if v is None else f"{v:g}" for v in values]
-            known = [v for v in values if v is not None]
+            known = [v for v in (_figure(r, path) for r in results) if v is not None]
             medians.append(f"{statistics.median(known):g}" if known else "-")
-        print(f"  {label:<36}" + "".join(f"{c:>11}" for c in cells) + f"{' / '.join(medians):>22}")
+        print(f"  {label:<36}" + "".join(f"{c:>11}" for c in cells) + f"{' / '.join(medians):>26}")
 
 
 def main() -> int:
