@@ -18,20 +18,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chassis import telemetry
-from chassis.documents import Collection, DocumentExists, DocumentStore
+from chassis.documents import Collection, DocumentStore
 from chassis.documents.updates import update_with_retry
 from chassis.logs import bind_log_fields
-from chassis.queue import MessageQueue, OutgoingMessage
-from chassis.telemetry import MessagingTarget
+from chassis.queue import OutgoingMessage
 from contracts.messages import MESSAGE_TYPES, DeliveryRequested, Operation
+from ingestion.intake import Intake
 from ingestion.metrics import ENQUEUE_SECONDS
 from ingestion.schemas import DeliveryRequest, RescheduleRequest
 
 
 async def _send(
     *,
-    queue: MessageQueue,
-    target: MessagingTarget,
+    intake: Intake,
     delivery_id: str,
     message_id: str,
     operation: Operation,
@@ -47,13 +46,13 @@ async def _send(
     started = time.perf_counter()
     try:
         with telemetry.producer_span(
-            target,
+            intake.target,
             message_id=message_id,
             properties=message.properties,
             body_size=len(message.body),
             attributes={"delivery.id": delivery_id, "delivery.operation": operation.value},
         ):
-            await queue.send(message)
+            await intake.send(message)
         outcome = "ok"
     finally:
         ENQUEUE_SECONDS.labels(operation.value, outcome).observe(time.perf_counter() - started)
@@ -78,9 +77,7 @@ def _fingerprint(request: DeliveryRequest) -> str:
 
 async def accept_delivery(
     *,
-    queue: MessageQueue,
-    store: DocumentStore,
-    target: MessagingTarget,
+    intake: Intake,
     request: DeliveryRequest,
     idempotency_key: str | None = None,
 ) -> str:
@@ -105,17 +102,16 @@ async def accept_delivery(
         "message": body,
         "acceptedAt": datetime.now(UTC).isoformat(),
     }
-    # Created first, read only if it exists: a new request (nearly all) costs one call.
-    try:
-        await store.create(delivery_id, record)
-    except DocumentExists:  # a repeat of this key, or the same key concurrently
-        recorded = await _recorded_message(store, delivery_id, fingerprint)
+    # Created first, read only if it exists: a new request (nearly all) costs one call, and
+    # shares it with the other requests being accepted meanwhile (see intake.py).
+    if await intake.create_record(delivery_id, record) is None:
+        # A repeat of this key, or the same key concurrently.
+        recorded = await _recorded_message(intake.store, delivery_id, fingerprint)
         assert recorded is not None  # records are never deleted
         body = recorded
     # The delivery id is the message id, so the queue's duplicate detection sees resends.
     await _send(
-        queue=queue,
-        target=target,
+        intake=intake,
         delivery_id=delivery_id,
         message_id=delivery_id,
         operation=Operation.DELIVERY,
@@ -157,9 +153,7 @@ async def owner_of(*, store: DocumentStore, delivery_id: str) -> str:
 
 async def accept_reschedule(
     *,
-    queue: MessageQueue,
-    store: DocumentStore,
-    target: MessagingTarget,
+    intake: Intake,
     delivery_id: str,
     request: RescheduleRequest,
     owns: Callable[[str], bool],
@@ -170,9 +164,7 @@ async def accept_reschedule(
     # A field sent as null is not changed (as Java clients of the original send them).
     changes = {k: v for k, v in request.model_dump(mode="json").items() if v is not None}
     await _accept_change(
-        queue=queue,
-        store=store,
-        target=target,
+        intake=intake,
         delivery_id=delivery_id,
         operation=Operation.RESCHEDULE,
         changes=changes,
@@ -182,18 +174,14 @@ async def accept_reschedule(
 
 async def accept_cancel(
     *,
-    queue: MessageQueue,
-    store: DocumentStore,
-    target: MessagingTarget,
+    intake: Intake,
     delivery_id: str,
     owns: Callable[[str], bool],
 ) -> None:
     """Queue the cancel as the delivery's last version; a repeated cancel sends that same
     message again (the first send may have failed after the record was written)."""
     await _accept_change(
-        queue=queue,
-        store=store,
-        target=target,
+        intake=intake,
         delivery_id=delivery_id,
         operation=Operation.CANCEL,
         changes={},
@@ -203,9 +191,7 @@ async def accept_cancel(
 
 async def _accept_change(
     *,
-    queue: MessageQueue,
-    store: DocumentStore,
-    target: MessagingTarget,
+    intake: Intake,
     delivery_id: str,
     operation: Operation,
     changes: dict[str, Any],
@@ -240,12 +226,11 @@ async def _accept_change(
             "cancelled": operation is Operation.CANCEL,
         }
 
-    if await update_with_retry(store, delivery_id, numbered) is None:
+    if await update_with_retry(intake.store, delivery_id, numbered) is None:
         raise UnknownDelivery(delivery_id)
     assert message is not None  # made by the last change applied
     await _send(
-        queue=queue,
-        target=target,
+        intake=intake,
         delivery_id=delivery_id,
         # One id per version: the queue's duplicate detection sees a resend as the same.
         message_id=f"{delivery_id}.v{message.version}",

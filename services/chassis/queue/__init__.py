@@ -8,6 +8,7 @@ a higher delivery count; past the maximum count the queue dead-letters it itself
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -54,6 +55,13 @@ class MessageLockLost(QueueError):
 class MessageQueue(Protocol):
     async def send(self, message: OutgoingMessage) -> None:
         """Return only once the message is durably stored by the queue (or raise)."""
+        ...
+
+    async def send_many(self, messages: Sequence[OutgoingMessage]) -> None:
+        """Send the messages in one round trip where the queue can, in their order; return
+        only once every one is durably stored, or raise (some may be stored then, as when a
+        single send times out: a retry sends them again, and duplicate detection or the
+        consumer's idempotence absorbs that)."""
         ...
 
     async def receive(
