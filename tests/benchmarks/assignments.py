@@ -256,7 +256,7 @@ async def opened(url: str) -> AsyncIterator[tuple[DocumentStore, DocumentStore]]
 async def measure(cell: Cell, stores: CellStores) -> None:
     url = stores.url_for(cell)
     # The scheduler keeps the drones it has read; a fresh cell starts as a fresh process.
-    service._known.clear()
+    service.forget_fleets()
     rng = random.Random(11)
     async with opened(url) as (drones, assignments):
         started = time.perf_counter()
@@ -292,7 +292,7 @@ async def measure(cell: Cell, stores: CellStores) -> None:
         cell.wall_s, cell.cpu_s = time.perf_counter() - wall, time.process_time() - cpu
         if stores.postgres:  # read while the pool keeps its backends
             cell.server_cpu_s = await stores.backends_cpu_s(url) - server_before
-    service._known.clear()
+    service.forget_fleets()
 
 
 def ratio(cells: list[Cell]) -> float:
