@@ -15,10 +15,12 @@ again). A drone freed or added elsewhere is seen at the next re-listing of the f
 
 from __future__ import annotations
 
+import heapq
 import math
 import time
-from collections.abc import Iterator
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from chassis.documents import DocumentStore
 from dronescheduler.models import (
@@ -32,12 +34,13 @@ from dronescheduler.models import (
     TripRequest,
 )
 
-CELL_DEGREES = 0.05  # about 3.5 miles north to south
+CELL_DEGREES = 0.02  # about 1.4 miles north to south
 # Beyond this many rings the rest of the fleet is looked at in one go: a lone drone far
 # away is not worth walking thousands of empty cells to.
 MAX_RINGS = 64
 
 Cell = tuple[int, int]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def cell_of(place: Location) -> Cell:
@@ -61,6 +64,37 @@ def ring_miles(pickup: Location, ring: int) -> float:
     return min(north_south, east_west)
 
 
+class _Least:
+    """The least of a value kept per drone, as values come and go: a heap whose entries
+    that no longer hold are dropped when they reach the top (and all at once when they
+    outnumber the drones)."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[Any, str]] = []
+        self._value: dict[str, Any] = {}
+
+    def set(self, drone: str, value: Any) -> None:
+        self._value[drone] = value
+        heapq.heappush(self._heap, (value, drone))
+        if len(self._heap) > 2 * len(self._value) + 64:
+            self._heap = [(v, d) for d, v in self._value.items()]
+            heapq.heapify(self._heap)
+
+    def drop(self, drone: str) -> None:
+        self._value.pop(drone, None)
+
+    def least(self) -> Any:
+        while self._heap:
+            value, drone = self._heap[0]
+            if self._value.get(drone, _GONE) == value:
+                return value
+            heapq.heappop(self._heap)
+        return None
+
+
+_GONE = object()
+
+
 class KnownFleet:
     """The drones as this process last read or wrote them, filed by cell."""
 
@@ -70,6 +104,12 @@ class KnownFleet:
         self._cells: dict[Cell, set[str]] = {}
         self._filed: dict[str, set[Cell]] = {}
         self._listed_at: float | None = None
+        # Over the whole fleet: when the first drone is free of its last window, and the
+        # widest gap any drone has (between windows, or before its first): a bound on how
+        # soon any drone, however far from a trip, could carry it.
+        self._free = _Least()
+        self._narrow = _Least()  # of minus the widest gap between windows
+        self._late = _Least()  # of minus the first window's departure
 
     def etag(self, drone: str) -> str:
         return self._drones[drone][0]
@@ -78,6 +118,13 @@ class KnownFleet:
         """As written or read now. Its cells only grow until it is read whole again: a place
         it no longer flies from costs a look, never a missed drone."""
         self._drones[drone.id] = (etag, drone)
+        last = (
+            drone.schedule[-1].delivery_eta if drone.schedule else datetime.min.replace(tzinfo=UTC)
+        )
+        first = drone.schedule[0].departure if drone.schedule else last
+        self._free.set(drone.id, last)
+        self._narrow.set(drone.id, -drone.widest_gap)
+        self._late.set(drone.id, -(first - _EPOCH))
         filed = self._filed.setdefault(drone.id, set())
         for cell in places_of(drone) - filed:
             self._cells.setdefault(cell, set()).add(drone.id)
@@ -85,6 +132,8 @@ class KnownFleet:
 
     def forget(self, drone: str) -> None:
         self._drones.pop(drone, None)
+        for least in (self._free, self._narrow, self._late):
+            least.drop(drone)
         for cell in self._filed.pop(drone, ()):
             self._cells[cell].discard(drone)
 
@@ -114,14 +163,12 @@ class KnownFleet:
         one in it or further out could drop off."""
         mph = EXPEDITED_MPH if trip.expedited else CRUISE_MPH
         carry = LOADING + timedelta(hours=trip.carry_miles / mph)
-        first = now if trip.earliest_pickup is None else max(now, trip.earliest_pickup)
         lat, lon = cell_of(trip.pickup)
+        soonest_from = self._bound(trip, now, carry, mph)
         seen: set[str] = set()
         for ring in range(MAX_RINGS + 1):
             if len(seen) == len(self._drones):
                 return
-            reach = timedelta(hours=ring_miles(trip.pickup, ring) / mph)
-            soonest = max(now + reach, first) + carry
             found = []
             for cell in _ring_cells(lat, lon, ring):
                 for id in self._cells.get(cell, ()):
@@ -129,11 +176,31 @@ class KnownFleet:
                         seen.add(id)
                         found.append(self._drones[id][1])
             if found:
-                yield soonest, found
-        reach = timedelta(hours=ring_miles(trip.pickup, MAX_RINGS + 1) / mph)
+                yield soonest_from(ring_miles(trip.pickup, ring)), found
         rest = [d for id, (_, d) in self._drones.items() if id not in seen]
         if rest:
-            yield max(now + reach, first) + carry, rest
+            yield soonest_from(ring_miles(trip.pickup, MAX_RINGS + 1)), rest
+
+    def _bound(
+        self, trip: TripRequest, now: datetime, carry: timedelta, mph: float
+    ) -> Callable[[float], datetime]:
+        """The soonest any drone whose places are all `miles` or more from the pickup could
+        drop off: after its last window, or in a gap, if any gap is wide enough to fly
+        that far and carry the trip."""
+        first = now if trip.earliest_pickup is None else max(now, trip.earliest_pickup)
+        free = max(now, self._free.least() or now)
+        widest = timedelta(0)
+        if (narrow := self._narrow.least()) is not None:
+            widest = max(-narrow, _EPOCH - self._late.least() - now)
+
+        def soonest(miles: float) -> datetime:
+            reach = timedelta(hours=miles / mph)
+            after_last = max(free + reach, first) + carry
+            if widest < reach + carry:
+                return after_last
+            return min(after_last, max(now + reach, first) + carry)
+
+        return soonest
 
 
 def _ring_cells(lat: int, lon: int, ring: int) -> Iterator[Cell]:

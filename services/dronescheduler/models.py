@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import operator
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -167,18 +168,23 @@ class _Timeline:
     rows: list[list[Any]]
     centre: Location
     radius: float  # miles
+    # The longest time between two booked windows (no less: once-long gaps may have gone
+    # by), a bound on what trip any of them could hold.
+    widest_gap: timedelta
 
     @classmethod
     def of(cls, drone: Drone) -> _Timeline:
         s = drone.schedule
         centre = drone.last_location
         places = (*(w.dropoff for w in s), *(w.departure_location for w in s))
+        departures, etas = [w.departure for w in s], [w.delivery_eta for w in s]
         return cls(
-            [w.departure for w in s],
-            [w.delivery_eta for w in s],
+            departures,
+            etas,
             [w.to_row() for w in s],
             centre,
             max((miles_between(centre, p) for p in places), default=0.0),
+            _widest(departures, etas),
         )
 
     def inserted(self, at: int, w: Window) -> _Timeline:
@@ -187,19 +193,34 @@ class _Timeline:
             miles_between(self.centre, w.dropoff),
             miles_between(self.centre, w.departure_location),
         )
+        departures = [*self.departures[:at], w.departure, *self.departures[at:]]
+        etas = [*self.etas[:at], w.delivery_eta, *self.etas[at:]]
+        widest = self.widest_gap
+        if 0 < at < len(self.departures) and self.departures[at] - self.etas[at - 1] >= widest:
+            widest = _widest(departures, etas)  # the widest gap was split: look again
         return _Timeline(
-            [*self.departures[:at], w.departure, *self.departures[at:]],
-            [*self.etas[:at], w.delivery_eta, *self.etas[at:]],
+            departures,
+            etas,
             [*self.rows[:at], w.to_row(), *self.rows[at:]],
             self.centre,
             radius,
+            widest,
         )
 
     def dropped(self, done: int) -> _Timeline:
         """Without the first `done` windows (the circle still holds what is left)."""
         return _Timeline(
-            self.departures[done:], self.etas[done:], self.rows[done:], self.centre, self.radius
+            self.departures[done:],
+            self.etas[done:],
+            self.rows[done:],
+            self.centre,
+            self.radius,
+            self.widest_gap,
         )
+
+
+def _widest(departures: list[datetime], etas: list[datetime]) -> timedelta:
+    return max(map(operator.sub, departures[1:], etas[:-1]), default=timedelta(0))
 
 
 # A fence outlives any booker that could still write behind it: a booking call that has
@@ -232,6 +253,11 @@ class Drone:
             last = self.schedule[-1]
             return max(now, last.delivery_eta), last.dropoff
         return now, self.last_location
+
+    @property
+    def widest_gap(self) -> timedelta:
+        """No gap between two of this drone's windows is longer."""
+        return self._timeline.widest_gap
 
     def window_for(self, delivery_id: str) -> Window | None:
         return next((w for w in self.schedule if w.delivery_id == delivery_id), None)
@@ -423,16 +449,23 @@ def best_nearby(
     now: datetime,
     rng: random.Random,
     choices: int | None = None,
+    enough: int | None = None,
 ) -> tuple[Drone, Window]:
     """As `best_drone`, over drones in rings outward from the pickup, each with the soonest
     any drone in it or further out could drop off (None: unknown). The rings stop once none
     further out could be as good, or (with `choices`) once that many equally good drones
-    are found and none further out could be better: a large fleet is not planned whole."""
+    are found and none further out could be better: a large fleet is not planned whole.
+    With `enough`, the rings also stop once that many drones have been looked at and one
+    can carry the trip: the soonest of the nearest, not of a whole crowded city (where
+    every drone within a trip's reach might, just, fit it into a gap)."""
     # Drones free soonest first: the best drop-off found early rules the others out sooner
     # (a drone that cannot come within EQUALLY_GOOD of it is not planned to the end).
     options: list[tuple[Drone, Window]] = []
     best_eta: datetime | None = None
+    looked = 0
     for soonest, ring in rings:
+        if best_eta is not None and enough is not None and looked >= enough:
+            break
         if best_eta is not None and soonest is not None:
             if soonest - best_eta > EQUALLY_GOOD:
                 break
@@ -441,6 +474,7 @@ def best_nearby(
                 if found >= choices:
                     break
         for drone in sorted(ring, key=lambda d: d.free_from(now)[0]):
+            looked += 1
             deadline = None if best_eta is None else best_eta + EQUALLY_GOOD
             window = drone.plan_within(trip, now, deadline)
             if window is None:
