@@ -146,17 +146,21 @@ class KnownFleet:
 
     async def list_if_due(self, store: DocumentStore) -> None:
         """Re-list the fleet's ETags when last done longer than FLEET_RESYNC ago (or never),
-        reading only the drones that changed."""
-        now = time.monotonic()
-        if self._listed_at is not None and now - self._listed_at < self._resync:
+        reading only the drones that changed (all in one query the first time)."""
+        if self._listed_at is not None and time.monotonic() - self._listed_at < self._resync:
             return
-        versions = await store.versions()
-        for gone in set(self._drones) - set(versions):
-            self.forget(gone)
-        for id, etag in versions.items():
-            if id not in self._drones or self._drones[id][0] != etag:
-                await self.read(store, id)
-        self._listed_at = now
+        if not self._drones:
+            for doc in await store.find():
+                self.keep(Drone.from_json(doc.body), doc.etag)
+        else:
+            versions = await store.versions()
+            for gone in set(self._drones) - set(versions):
+                self.forget(gone)
+            for id, etag in versions.items():
+                if id not in self._drones or self._drones[id][0] != etag:
+                    await self.read(store, id)
+        # From when it was done, not begun: a long listing is not followed by another.
+        self._listed_at = time.monotonic()
 
     def rings(self, trip: TripRequest, now: datetime) -> Iterator[Ring]:
         """The known drones in rings of cells outward from the pickup, each with the soonest
