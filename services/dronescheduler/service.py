@@ -16,6 +16,11 @@ neither book a second drone (its intent write fails on the claim's ETag) nor the
 (fenced). A cancel takes the claim the same way, whatever state the booking is in: it is
 the last word on a delivery, and a late or repeated request for it answers "cancelled".
 
+A booking does not list the fleet: it plans on what this process knows of it (fleet.py),
+the drones around the pickup ring by ring, and writes its drone on the ETag it knows; a
+drone another replica changed meanwhile refuses the write and is read again. So what a
+process knows is only a hint, and the store decides, as between bookers of one delivery.
+
 Requests carry the version ingestion gave them (contracts/messages.py): an assignment is
 re-planned only for a newer version, so a late, older request changes nothing.
 """

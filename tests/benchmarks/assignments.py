@@ -16,8 +16,12 @@ never more than ASSIGN_CELL_SECONDS of wall time a cell: the table says how many
 
 How dense the backlog is matters as much as how long: a trip in this benchmark's area takes
 up to about half an hour, so with windows 30 minutes apart most gaps cannot hold one and
-planning walks past them (10 -> 1,000 windows cost 25-35x more per booking on SQLite; with
-ASSIGN_WINDOW_SPACING_MINUTES=120, 5x). The default is the denser, harder case.
+planning walks past them, on every drone, up to the soonest drop-off found (on main 10 ->
+1,000 windows cost 25-35x more per booking on SQLite; with ASSIGN_WINDOW_SPACING_MINUTES=120,
+5x). The default is the denser, harder case. The fleet series puts every drone within reach
+of every trip; a booking looks at the drones nearest the pickup (dronescheduler/fleet.py),
+and the scheduler lists the fleet again every FLEET_RESYNC_SECONDS, not per booking: a
+cell's timed bookings seldom last that long, so that listing is mostly not in the figure.
 
 With N: N assignments in a row on FLEET empty drones, wall and CPU time every 500.
 
