@@ -308,16 +308,18 @@ class Drone:
             if following is not None:
                 if following.departure < soonest + fly_on:
                     continue
-                # The flight to the pickup from this gap, before working out the whole trip.
+                # When this gap would drop off (what _trip works out, exactly), and whether
+                # the drone can fly on in time: known before the window is made.
                 reach = timedelta(hours=miles_between(here, trip.pickup) / mph)
-                if following.departure < max(free_at + reach, first) + shortest + fly_on:
+                drop = max(free_at + reach, first) + shortest
+                if following.departure < drop + fly_on or (
+                    best is not None and drop >= best.delivery_eta
+                ):
+                    continue
+                if drop + _flight(trip.dropoff, following.departure_location) > following.departure:
                     continue
             window = self._trip(trip, carrying, free_at, here, mph)
-            fits = following is None or (
-                window.delivery_eta + _flight(window.dropoff, following.departure_location)
-                <= following.departure
-            )
-            if fits and (best is None or window.delivery_eta < best.delivery_eta):
+            if best is None or window.delivery_eta < best.delivery_eta:
                 best = window
         if best is not None and deadline is not None and best.delivery_eta > deadline:
             return None
