@@ -223,7 +223,7 @@ class BookingProtocol(RuleBasedStateMachine):
         self.turns = (Turn(), Turn())  # two replicas
         self._booking_turn = service._booking_turn
         service._booking_turn = _replica_turn  # type: ignore[assignment]
-        service._known.clear()  # what another example's drones were
+        service.forget_fleets()  # what another example's drones were
         service._rng.seed(0)  # a failing example runs the same way again
         self.drones, self.assignments = self.run(self._open())
 
