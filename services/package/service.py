@@ -9,11 +9,13 @@ accepted their request.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from chassis.batches import each_outcome
 from chassis.documents import Collection, ConcurrencyConflict, DocumentExists, DocumentStore
-from package.schemas import Package, PackagePatch, PackageSummary, PackageUpsert
+from package.schemas import Package, PackagePatch, PackageSummary, PackageUpsert, PackageWrite
 
 PACKAGES = Collection(name="packages", indexed=("ownerId",), partition_key="id")
 MAX_CONFLICTS = 10
@@ -36,26 +38,56 @@ def _shown(body: dict[str, Any]) -> Package:
     )
 
 
+def _stored(package_id: str, data: PackageUpsert) -> dict[str, Any]:
+    fields = data.model_dump(mode="json", exclude_none=True, exclude={"packageId"})
+    return {**fields, "packageId": package_id}
+
+
 async def upsert(*, store: DocumentStore, package_id: str, data: PackageUpsert) -> bool:
     """Create or update the package; True if it was created."""
     id = document_id(package_id, data.ownerId)
-    body = {**data.model_dump(mode="json", exclude_none=True), "packageId": package_id}
+    body = _stored(package_id, data)
     # Created first, read only if it exists: a new package (nearly all) costs one call.
     try:
         await store.create(id, body)
         return True
     except DocumentExists:
         pass
+    await _update(store, id, body, data.requestedAt)
+    return False
+
+
+async def upsert_many(
+    *, store: DocumentStore, writes: Sequence[PackageWrite]
+) -> list[bool | Exception]:
+    """`upsert` of each write, in one store call for the new ones (nearly all): per write,
+    True if it was created, False if it was updated, or the error that write met."""
+    docs = [(document_id(w.packageId, w.ownerId), _stored(w.packageId, w)) for w in writes]
+    created = await store.create_many(docs)
+
+    async def updated(n: int) -> bool:
+        if not isinstance(created[n], DocumentExists):
+            return True
+        id, body = docs[n]
+        await _update(store, id, body, writes[n].requestedAt)
+        return False
+
+    return await each_outcome([updated(n) for n in range(len(docs))])
+
+
+async def _update(
+    store: DocumentStore, id: str, body: dict[str, Any], requested_at: datetime | None
+) -> None:
     for _ in range(MAX_CONFLICTS):
         existing = await store.get(id)
         if existing is None:  # deleted meanwhile
             await store.upsert(id, body)
-            return False
-        if existing.body == body or _is_older(data.requestedAt, existing.body):
-            return False
+            return
+        if existing.body == body or _is_older(requested_at, existing.body):
+            return
         try:
             await store.replace(id, body, etag=existing.etag)
-            return False
+            return
         except ConcurrencyConflict:
             continue
     raise ConcurrencyConflict(id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -23,6 +24,8 @@ from chassis.documents import (
     Document,
     DocumentExists,
     DocumentNotFound,
+    created_or_exists,
+    first_of_each_id,
 )
 from chassis.startup import connect_retrying
 
@@ -145,6 +148,34 @@ class PostgresDocumentStore:
         if status == "INSERT 0 0":
             raise DocumentExists(id)
         return Document(id, body, etag)
+
+    async def get_many(self, ids: Sequence[str]) -> dict[str, Document]:
+        if not ids:
+            return {}
+        rows = await self._pool.fetch(
+            f"SELECT id, body, etag FROM {self._table} WHERE id = ANY($1::text[])", list(ids)
+        )
+        return {r["id"]: Document(r["id"], r["body"], r["etag"]) for r in rows}
+
+    async def create_many(
+        self, items: Sequence[tuple[str, JSON]]
+    ) -> list[Document | DocumentExists]:
+        # One statement: one round trip, one commit, each row judged by its own conflict.
+        first, _ = first_of_each_id(items)
+        if not first:
+            return []
+        etags = {n: uuid.uuid4().hex for n in first}
+        bodies = [jsoncodec.dumps(items[n][1]) for n in first]  # refuses before writing any
+        rows = await self._pool.fetch(
+            f"INSERT INTO {self._table} (id, body, etag) "
+            "SELECT * FROM unnest($1::text[], $2::jsonb[], $3::text[]) "
+            "ON CONFLICT (id) DO NOTHING RETURNING id",
+            [items[n][0] for n in first],
+            bodies,
+            [etags[n] for n in first],
+        )
+        created = {r["id"] for r in rows}
+        return created_or_exists(items, {n: e for n, e in etags.items() if items[n][0] in created})
 
     async def replace(self, id: str, body: JSON, *, etag: str) -> Document:
         new = uuid.uuid4().hex

@@ -17,7 +17,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -33,6 +33,7 @@ from chassis.documents import (
     Document,
     DocumentExists,
     DocumentNotFound,
+    created_or_exists,
 )
 from chassis.settings import read_secret
 from chassis.startup import connect_retrying
@@ -139,25 +140,24 @@ class RedisDocumentStore:
         body, etag = await self._redis.hmget(self._doc_key(id), ["body", "etag"])
         return None if body is None else Document(id, jsoncodec.loads(body), cast(str, etag))
 
-    async def _write(self, mode: str, id: str, body: JSON, expected: str = "") -> Document:
-        etag = uuid.uuid4().hex
+    def _write_call(
+        self, mode: str, id: str, body: JSON, etag: str, expected: str = ""
+    ) -> tuple[list[str], list[Any]]:
+        """The keys and arguments of the write script for one document."""
         index_keys = [
             self._index_key(f, scalar[1])
             for f in self._indexed
             if (scalar := _as_json(body.get(f))) is not None
         ]
-        outcome = await self._write_script(
-            keys=[self._doc_key(id), self._ids, *index_keys],
-            # ensure_ascii=False: Lua's cjson then sees the keys' exact UTF-8 bytes.
-            args=[
-                mode,
-                expected,
-                jsoncodec.dumps(body),
-                etag,
-                id,
-                json.dumps(index_keys, ensure_ascii=False),
-            ],
-        )
+        keys = [self._doc_key(id), self._ids, *index_keys]
+        # ensure_ascii=False: Lua's cjson then sees the keys' exact UTF-8 bytes.
+        args = [mode, expected, jsoncodec.dumps(body), etag, id]
+        return keys, [*args, json.dumps(index_keys, ensure_ascii=False)]
+
+    async def _write(self, mode: str, id: str, body: JSON, expected: str = "") -> Document:
+        etag = uuid.uuid4().hex
+        keys, args = self._write_call(mode, id, body, etag, expected)
+        outcome = await self._write_script(keys=keys, args=args)
         if outcome == "exists":
             raise DocumentExists(id)
         if outcome == "missing":
@@ -168,6 +168,26 @@ class RedisDocumentStore:
 
     async def create(self, id: str, body: JSON) -> Document:
         return await self._write("create", id, body)
+
+    async def get_many(self, ids: Sequence[str]) -> dict[str, Document]:
+        return {doc.id: doc for doc in await self._fetch(dict.fromkeys(ids))}
+
+    async def create_many(
+        self, items: Sequence[tuple[str, JSON]]
+    ) -> list[Document | DocumentExists]:
+        # One pipeline: one round trip; each script atomic on its own, run in order, so an
+        # id given twice is created by its first item and exists for the next.
+        etags = [uuid.uuid4().hex for _ in items]
+        calls = [
+            self._write_call("create", id, body, etags[n]) for n, (id, body) in enumerate(items)
+        ]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for keys, args in calls:
+                await self._write_script(keys=keys, args=args, client=pipe)
+            outcomes: list[str] = await pipe.execute()
+        return created_or_exists(
+            items, {n: etags[n] for n, outcome in enumerate(outcomes) if outcome == "ok"}
+        )
 
     async def replace(self, id: str, body: JSON, *, etag: str) -> Document:
         return await self._write("replace", id, body, expected=etag)

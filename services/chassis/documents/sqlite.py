@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -17,6 +18,8 @@ from chassis.documents import (
     Document,
     DocumentExists,
     DocumentNotFound,
+    created_or_exists,
+    first_of_each_id,
 )
 
 
@@ -66,6 +69,10 @@ async def _release(db: aiosqlite.Connection) -> None:
     await db.close()
 
 
+# Bound parameters in one statement: well under SQLite's limit (32,766 since 3.32).
+MAX_VARIABLES = 900
+
+
 def _text(body: JSON) -> str:
     # Text, not bytes: SQLite keeps bytes as a BLOB, which its JSON functions do not read.
     return jsoncodec.dumps(body).decode()
@@ -108,6 +115,41 @@ class SqliteDocumentStore:
         except aiosqlite.IntegrityError as e:
             raise DocumentExists(id) from e
         return Document(id, body, etag)
+
+    async def get_many(self, ids: Sequence[str]) -> dict[str, Document]:
+        wanted = list(dict.fromkeys(ids))
+        found: dict[str, Document] = {}
+        for start in range(0, len(wanted), MAX_VARIABLES):
+            chunk = wanted[start : start + MAX_VARIABLES]
+            marks = ", ".join("?" * len(chunk))
+            async with self._db.execute(
+                f"SELECT id, body, etag FROM {self._table} WHERE id IN ({marks})", chunk
+            ) as c:
+                for r in await c.fetchall():
+                    found[r[0]] = Document(r[0], jsoncodec.loads(r[1]), r[2])
+        return found
+
+    async def create_many(
+        self, items: Sequence[tuple[str, JSON]]
+    ) -> list[Document | DocumentExists]:
+        # One statement per chunk: one commit, each row judged by its own conflict. (Not a
+        # transaction over several: the connection is shared by the process's collections,
+        # and another coroutine's statement would run inside it.)
+        first, _ = first_of_each_id(items)
+        etags = {n: uuid.uuid4().hex for n in first}
+        rows = [(items[n][0], _text(items[n][1]), etags[n]) for n in first]
+        created: set[str] = set()
+        per_chunk = MAX_VARIABLES // 3
+        for start in range(0, len(rows), per_chunk):
+            chunk = rows[start : start + per_chunk]
+            values = ", ".join("(?, ?, ?)" for _ in chunk)
+            async with self._db.execute(
+                f"INSERT INTO {self._table} (id, body, etag) VALUES {values} "
+                "ON CONFLICT (id) DO NOTHING RETURNING id",
+                [v for row in chunk for v in row],
+            ) as c:
+                created.update(r[0] for r in await c.fetchall())
+        return created_or_exists(items, {n: e for n, e in etags.items() if items[n][0] in created})
 
     async def replace(self, id: str, body: JSON, *, etag: str) -> Document:
         new = uuid.uuid4().hex
