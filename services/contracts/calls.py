@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.vocabulary import (
     ConfirmationType,
@@ -89,6 +89,18 @@ class UserAccount(BaseModel):
 class Departure(BaseModel):
     time: IsoDateTime
     location: Location
+
+
+class DronePlan(BaseModel):
+    """What workflow reads of the drone scheduler's answer (its DroneAssignment)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    droneId: str
+    departure: Departure
+    pickupETA: IsoDateTime
+    deliveryETA: IsoDateTime
+    version: int | None = None
 
 
 class DeliverySchedule(BaseModel):
