@@ -221,13 +221,15 @@ class Downstream:
     answers as scripted, everything the services would accept by default, and every request
     is kept in order with its JSON body. A batch route answers each item as its single call
     is scripted, and keeps each item as that call (and the batch, in `batches`); with
-    `batch_routes` off it answers 405, as a service without them does."""
+    `batch_routes` off it answers 405, as a service without them does, and a path in
+    `fail_batches` answers the whole batch with that status."""
 
     def __init__(self) -> None:
         self.answers: dict[Call, tuple[int, Any]] = {}
         self.sent: list[tuple[str, str, Any]] = []
         self.batches: list[tuple[str, int]] = []  # path, items
         self.batch_routes = True
+        self.fail_batches: dict[str, int] = {}
         downstream = self
 
         class Handler(LoopbackHandler):
@@ -244,6 +246,10 @@ class Downstream:
             def _batch(self, sent: Any) -> None:
                 if not downstream.batch_routes:
                     answer(self, 405, b'{"detail": "Method Not Allowed"}')
+                    return
+                if self.path in downstream.fail_batches:
+                    status = downstream.fail_batches[self.path]
+                    answer(self, status, json.dumps({"status": status}).encode())
                     return
                 downstream.batches.append((self.path, len(sent["items"])))
                 results = []
@@ -262,6 +268,7 @@ class Downstream:
         self.sent.clear()
         self.batches.clear()
         self.batch_routes = True
+        self.fail_batches = {}
         self.answers = {
             PACKAGE_PUT: (201, None),
             ASSIGN: (200, PLAN),
