@@ -173,6 +173,7 @@ class DeliveryWorkflow:
         )
         try:
             if operation is Operation.CANCEL:
+                calls.done()  # single calls only: its batch need not wait for them
                 return await self.cancel(request, places)
             return await self.schedule(
                 request, places, calls, rescheduled=operation is Operation.RESCHEDULE
