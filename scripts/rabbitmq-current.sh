@@ -8,7 +8,9 @@
 # (scripts/build-standins.sh rabbitmq: seconds once the image exists), runs it on
 # 127.0.0.1:$RABBITMQ_CURRENT_PORT (default: a free port the engine picks), waits until the
 # broker answers the AMQP protocol header, then runs COMMAND with TEST_AMQP_URL pointing at
-# it. The container, and an engine this script started, go at the end whatever happened.
+# it, and RABBITMQ_CURRENT_CONTAINER naming the container (for `docker exec`, e.g. the
+# chaos test's CHAOS_RABBITMQCTL). The container, and an engine this script started, go at
+# the end whatever happened.
 # Env: RABBITMQ_CURRENT_PORT, RABBITMQ_READY_TIMEOUT (120 s).
 set -euo pipefail
 
@@ -71,5 +73,6 @@ version="$(docker exec "$NAME" rabbitmqctl -q version 2>/dev/null || echo '?')"
 log "RabbitMQ $version on 127.0.0.1:$PORT, ready after $((SECONDS - started)) s"
 
 export TEST_AMQP_URL="amqp://guest:guest@127.0.0.1:$PORT/%2F"
+export RABBITMQ_CURRENT_CONTAINER="$NAME"
 export REQUIRE_SERVERS="${REQUIRE_SERVERS:+$REQUIRE_SERVERS,}rabbitmq"  # never a pass by skipping
 "$@"

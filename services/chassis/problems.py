@@ -7,6 +7,7 @@ error gets a 500 with no internals in it (they go to the log).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,11 +20,16 @@ log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 
 
-def problem(status: int, title: str, detail: str = "", **extra: Any) -> JSONResponse:
+def problem_body(status: int, title: str, detail: str = "", **extra: Any) -> dict[str, Any]:
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
     if detail:
         body["detail"] = detail
     body.update(extra)
+    return body
+
+
+def problem(status: int, title: str, detail: str = "", **extra: Any) -> JSONResponse:
+    body = problem_body(status, title, detail, **extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
 
 
@@ -37,22 +43,32 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or str(loc[0] if loc else "body")
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    errors = [
+def invalid_body(errors: Sequence[Any]) -> dict[str, Any]:
+    """The 400 problem for pydantic's errors, each naming its field."""
+    named = [
         {"field": "body", "message": "the body is not valid JSON"}
         if e.get("type") == "json_invalid"
         else {"field": _field(tuple(e.get("loc", ()))), "message": e.get("msg", "invalid")}
-        for e in exc.errors()
+        for e in errors
     ]
-    fields = ", ".join(e["field"] for e in errors)
-    return problem(400, "Invalid request", f"invalid or missing: {fields}", errors=errors)
+    fields = ", ".join(e["field"] for e in named)
+    return problem_body(400, "Invalid request", f"invalid or missing: {fields}", errors=named)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse(invalid_body(exc.errors()), status_code=400, media_type=PROBLEM_JSON)
+
+
+def http_error_body(exc: HTTPException) -> dict[str, Any]:
+    detail = exc.detail if isinstance(exc.detail, str) else ""
+    return problem_body(exc.status_code, _title(exc.status_code), detail)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    detail = exc.detail if isinstance(exc.detail, str) else ""
-    response = problem(exc.status_code, _title(exc.status_code), detail)
+    body = http_error_body(exc)
+    response = JSONResponse(body, status_code=exc.status_code, media_type=PROBLEM_JSON)
     for key, value in (exc.headers or {}).items():
         response.headers[key] = value
     return response

@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
 from chassis.auth import Caller, PermissionNames, ReaderDep, WriterDep, auth_lifespan
+from chassis.batches import Batch, BatchResults, ItemResult, item_error, merged, validated
 from chassis.documents import DocumentStore
 from chassis.problems import problem_responses
 from contracts.access import ADMIN_ROLE, APPLICATION, READ_PERMISSION, WRITE_PERMISSION
@@ -89,6 +90,27 @@ async def get_delivery_status(
         pickupETA=found.pickup_eta,
         deliveryETA=found.delivery_eta,
     )
+
+
+@router.post("/batch", response_model=BatchResults)
+async def put_deliveries(batch: Batch, store: StoreDep) -> BatchResults:
+    """Internal: each item as PUT /api/deliveries/{its id} with it as the body, the new
+    ones written in one store call, each with its own answer."""
+    checked = validated(DeliverySchedule, batch.items)
+    schedules = [c for c in checked if isinstance(c, DeliverySchedule)]
+    outcomes = await service.schedule_many(store=store, schedules=schedules)
+    answered = [_scheduled(data.id, o) for data, o in zip(schedules, outcomes, strict=True)]
+    return merged(checked, answered)
+
+
+def _scheduled(delivery_id: str, outcome: bool | Exception) -> ItemResult:
+    if isinstance(outcome, service.DeliveryCancelled):
+        return item_error(_cancelled(delivery_id))
+    if isinstance(outcome, service.DeliveryFailed):
+        return item_error(_failed(outcome))
+    if isinstance(outcome, Exception):
+        return item_error(outcome)
+    return ItemResult(status=201 if outcome else 204)
 
 
 @router.put(

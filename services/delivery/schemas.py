@@ -2,72 +2,30 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, computed_field
 
-from contracts.vocabulary import (
-    ClientDateTime,
-    ConfirmationType,
-    IsoDateTime,
-    ResourceId,
-    Version,
-    deadline_time,
+from contracts.calls import (
+    DeliveryCancellation,
+    DeliveryFailure,
+    DeliverySchedule,
+    Departure,
+    Location,
+    UserAccount,
 )
+from contracts.vocabulary import ClientDateTime, ConfirmationType, IsoDateTime, deadline_time
 
-
-class Location(BaseModel):
-    altitude: float = Field(0.0, ge=-500, le=10_000)
-    latitude: float = Field(ge=-90, le=90)
-    longitude: float = Field(ge=-180, le=180)
-
-
-class UserAccount(BaseModel):
-    userId: str = Field(min_length=1, max_length=128)
-    accountId: str = Field(min_length=1, max_length=128)
-
-
-class Departure(BaseModel):
-    time: IsoDateTime
-    location: Location
-
-
-class DeliverySchedule(BaseModel):
-    """What workflow writes: the delivery with its drone and timetable."""
-
-    id: ResourceId
-    owner: UserAccount
-    pickup: Location
-    dropoff: Location
-    deadline: str = ""
-    expedited: bool = False
-    confirmationRequired: ConfirmationType = ConfirmationType.NONE
-    droneId: str = Field(min_length=1, max_length=128)
-    packageId: str | None = None
-    departure: Departure
-    pickupETA: IsoDateTime
-    deliveryETA: IsoDateTime
-    requestedAt: IsoDateTime | None = None
-    # The request's version (see contracts/messages.py): an older one never undoes a newer.
-    version: Version | None = None
-    rescheduled: bool = False
-
-
-class DeliveryCancellation(BaseModel):
-    """What workflow writes when a delivery is cancelled: enough of the request to answer for
-    the delivery if it was cancelled before it was ever scheduled."""
-
-    ownerId: str = Field(min_length=1, max_length=128)
-    pickup: Location
-    dropoff: Location
-    deadline: str = ""
-    expedited: bool = False
-    confirmationRequired: ConfirmationType = ConfirmationType.NONE
-    requestedAt: IsoDateTime | None = None
-    version: Version | None = None
-
-
-class DeliveryFailure(DeliveryCancellation):
-    """What workflow writes when a delivery can never be scheduled: why, and as much of the
-    request as for a cancellation."""
-
-    reason: str = Field(min_length=1, max_length=1000)
+__all__ = [
+    "Confirmation",
+    "Delivery",
+    "DeliveryCancellation",
+    "DeliveryFailure",
+    "DeliveryReschedule",
+    "DeliverySchedule",
+    "DeliveryStatus",
+    "DeliverySummary",
+    "Departure",
+    "Location",
+    "NotifyMeRequest",
+    "UserAccount",
+]
 
 
 class DeliveryReschedule(BaseModel):

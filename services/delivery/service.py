@@ -4,9 +4,11 @@ a newer one; a cancellation is final."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from chassis.batches import each_outcome
 from chassis.documents import Collection, DocumentExists, DocumentStore
 from chassis.documents.updates import Change, update_with_retry
 from delivery.models import Status, status_of
@@ -63,18 +65,46 @@ def _ordered_fields(version: int | None, requested_at: datetime | None) -> dict[
     return fields
 
 
-async def schedule(*, store: DocumentStore, data: DeliverySchedule) -> bool:
-    """Record the scheduled delivery; True if it was new."""
+def _scheduled(data: DeliverySchedule) -> dict[str, Any]:
     body = data.model_dump(mode="json", exclude_none=True, exclude={"rescheduled"})
     body.update(ownerId=data.owner.userId, month=data.departure.time.strftime("%Y-%m"))
     if data.rescheduled:
         body["rescheduled"] = True
+    return body
+
+
+async def schedule(*, store: DocumentStore, data: DeliverySchedule) -> bool:
+    """Record the scheduled delivery; True if it was new."""
+    body = _scheduled(data)
     try:  # created first, updated only if it exists: a new delivery costs one call
         await store.create(data.id, body)
         return True
     except DocumentExists:
         pass
+    await _reschedule(store, data, body)
+    return False
 
+
+async def schedule_many(
+    *, store: DocumentStore, schedules: Sequence[DeliverySchedule]
+) -> list[bool | Exception]:
+    """`schedule` of each, in one store call for the new ones (nearly all): per schedule,
+    True if it was new, False if it existed, or the error it met (DeliveryCancelled...)."""
+    bodies = [_scheduled(data) for data in schedules]
+    created = await store.create_many(
+        [(data.id, b) for data, b in zip(schedules, bodies, strict=True)]
+    )
+
+    async def recorded(n: int) -> bool:
+        if not isinstance(created[n], DocumentExists):
+            return True
+        await _reschedule(store, schedules[n], bodies[n])
+        return False
+
+    return await each_outcome([recorded(n) for n in range(len(schedules))])
+
+
+async def _reschedule(store: DocumentStore, data: DeliverySchedule, body: dict[str, Any]) -> None:
     def apply(known: dict[str, Any]) -> dict[str, Any] | None:
         if known.get("cancelled"):
             raise DeliveryCancelled(data.id)
@@ -90,7 +120,6 @@ async def schedule(*, store: DocumentStore, data: DeliverySchedule) -> bool:
         return {**known, **body}
 
     await _update(store, data.id, apply)
-    return False
 
 
 REQUEST_FIELDS = {"pickup", "dropoff", "deadline", "expedited", "confirmationRequired"}

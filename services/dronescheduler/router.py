@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+from fastapi.responses import JSONResponse
 
-from chassis.problems import problem, problem_responses
+from chassis.batches import Batch, BatchResults, ItemResult, item_error, merged, validated
+from chassis.documents import DocumentStore
+from chassis.problems import PROBLEM_JSON, problem_body, problem_responses
 from contracts.vocabulary import ResourceId, Version
 from dronescheduler import service
 from dronescheduler.dependencies import AssignmentsDep, DronesDep
@@ -28,6 +32,31 @@ async def drone_utilization(
     )
 
 
+@router.post("/api/dronedeliveries/batch", response_model=BatchResults)
+async def assign_drones(
+    batch: Batch, drones: DronesDep, assignments: AssignmentsDep
+) -> BatchResults:
+    """Internal: each item as PUT /api/dronedeliveries/{its deliveryId} with it as the body,
+    booked concurrently as that many single calls would be, each with its own answer."""
+    checked = validated(DroneDeliveryRequest, batch.items)
+    requests = [c for c in checked if isinstance(c, DroneDeliveryRequest)]
+    answered = await asyncio.gather(*(_assigned_item(r, drones, assignments) for r in requests))
+    return merged(checked, answered)
+
+
+async def _assigned_item(
+    request: DroneDeliveryRequest, drones: DocumentStore, assignments: DocumentStore
+) -> ItemResult:
+    try:
+        view = await _assigned(request.deliveryId, request, drones, assignments)
+    except service.Unplannable as e:
+        return ItemResult(status=422, body=_unplannable(e))
+    except Exception as e:
+        return item_error(e)
+    body = DroneAssignment.model_validate(view).model_dump(mode="json")
+    return ItemResult(status=200, body=body)
+
+
 @router.put(
     "/api/dronedeliveries/{deliveryId}",
     response_model=DroneAssignment,
@@ -45,6 +74,19 @@ async def assign_drone(
             f"body deliveryId {request.deliveryId!r} differs from the path's {deliveryId!r}",
         )
     try:
+        return await _assigned(deliveryId, request, drones, assignments)
+    except service.Unplannable as e:
+        return JSONResponse(_unplannable(e), status_code=422, media_type=PROBLEM_JSON)
+
+
+async def _assigned(
+    deliveryId: str,
+    request: DroneDeliveryRequest,
+    drones: DocumentStore,
+    assignments: DocumentStore,
+) -> dict[str, Any]:
+    """The assignment's view; the refusals as the route answers them (Unplannable passes)."""
+    try:
         body = await service.assign(drones=drones, assignments=assignments, request=request)
     except service.AssignmentCancelled as e:
         raise HTTPException(
@@ -56,15 +98,14 @@ async def assign_drone(
         ) from e
     except service.BookingInProgress as e:
         raise _booking_in_progress(deliveryId) from e
-    except service.Unplannable as e:
-        # The same request would fail the same way: a 4xx, so that it is not retried.
-        return problem(
-            422,
-            "Unprocessable Content",
-            str(e),
-            errors=[{"field": e.field, "message": str(e)}],
-        )
     return service.view(body)
+
+
+def _unplannable(e: service.Unplannable) -> dict[str, Any]:
+    # The same request would fail the same way: a 4xx, so that it is not retried.
+    return problem_body(
+        422, "Unprocessable Content", str(e), errors=[{"field": e.field, "message": str(e)}]
+    )
 
 
 def _booking_in_progress(delivery_id: str) -> HTTPException:

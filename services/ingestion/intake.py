@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from chassis.batching import GroupCommit
-from chassis.documents import JSON, Document, DocumentStore
+from chassis.documents import JSON, Document, DocumentExists, DocumentStore
 from chassis.queue import MessageQueue, OutgoingMessage
 from chassis.telemetry import MessagingTarget
 
@@ -27,7 +27,7 @@ class Intake:
     store: DocumentStore
     target: MessagingTarget
     max_batch: int = MAX_BATCH
-    _records: GroupCommit[tuple[str, JSON], Document | None] = field(init=False)
+    _records: GroupCommit[tuple[str, JSON], Document] = field(init=False)
     _messages: GroupCommit[OutgoingMessage, None] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -36,7 +36,10 @@ class Intake:
 
     async def create_record(self, id: str, body: JSON) -> Document | None:
         """The record created, or None where the id was taken already."""
-        return await self._records.submit((id, body))
+        try:  # the batch's outcome for an id taken is DocumentExists, raised here
+            return await self._records.submit((id, body))
+        except DocumentExists:
+            return None
 
     async def send(self, message: OutgoingMessage) -> None:
         """Return once the queue holds the message durably (or raise)."""

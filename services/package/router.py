@@ -4,10 +4,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
+from chassis.batches import Batch, BatchResults, ItemResult, item_error, merged, validated
 from contracts.vocabulary import ResourceId
 from package import service
 from package.dependencies import StoreDep
-from package.schemas import Package, PackagePatch, PackageSummary, PackageUpsert
+from package.schemas import Package, PackagePatch, PackageSummary, PackageUpsert, PackageWrite
 
 router = APIRouter(prefix="/api/packages", tags=["packages"])
 
@@ -25,6 +26,29 @@ async def package_summary(
     return await service.summary(store=store, owner_id=ownerId)
 
 
+@router.post("/batch", response_model=BatchResults)
+async def put_packages(batch: Batch, store: StoreDep) -> BatchResults:
+    """Internal: each item as PUT /api/packages/{its packageId} with the rest as the body,
+    the new ones written in one store call, each with its own answer."""
+    checked = validated(PackageWrite, batch.items)
+    writes = [c for c in checked if isinstance(c, PackageWrite)]
+    outcomes = await service.upsert_many(store=store, writes=writes)
+    answered = [_upserted(w, o) for w, o in zip(writes, outcomes, strict=True)]
+    return merged(checked, answered)
+
+
+def _upserted(write: PackageWrite, outcome: bool | Exception) -> ItemResult:
+    if isinstance(outcome, Exception):
+        return item_error(outcome)
+    if outcome:
+        return ItemResult(status=201, body=_created(write.packageId, write).model_dump(mode="json"))
+    return ItemResult(status=204)
+
+
+def _created(package_id: str, data: PackageUpsert) -> Package:
+    return Package(id=package_id, **data.model_dump(include={"size", "weight", "tag", "ownerId"}))
+
+
 @router.put(
     "/{packageId}",
     status_code=status.HTTP_201_CREATED,
@@ -37,7 +61,7 @@ async def put_package(
     created = await service.upsert(store=store, package_id=packageId, data=data)
     if not created:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
-    return Package(id=packageId, **data.model_dump(exclude={"requestedAt"}))
+    return _created(packageId, data)
 
 
 OwnerId = Annotated[

@@ -2,16 +2,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from contracts.vocabulary import IsoDateTime, PackageSize, Weight
+from contracts.calls import PackageUpsert, PackageWrite
+from contracts.vocabulary import PackageSize, Weight
 
-
-class PackageUpsert(BaseModel):
-    size: PackageSize
-    weight: Weight
-    tag: str = Field("", max_length=256)
-    ownerId: str | None = Field(None, min_length=1, max_length=128)
-    # When ingestion accepted the request that sent it: an older write changes nothing.
-    requestedAt: IsoDateTime | None = None
+__all__ = ["Package", "PackagePatch", "PackageSummary", "PackageUpsert", "PackageWrite"]
 
 
 class PackagePatch(BaseModel):

@@ -9,12 +9,14 @@ accepted their request.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from chassis.batches import each_outcome
 from chassis.documents import Collection, DocumentExists, DocumentStore
 from chassis.documents.updates import update_with_retry
-from package.schemas import Package, PackagePatch, PackageSummary, PackageUpsert
+from package.schemas import Package, PackagePatch, PackageSummary, PackageUpsert, PackageWrite
 
 PACKAGES = Collection(name="packages", indexed=("ownerId",), partition_key="id")
 
@@ -36,23 +38,51 @@ def _shown(body: dict[str, Any]) -> Package:
     )
 
 
+def _stored(package_id: str, data: PackageUpsert) -> dict[str, Any]:
+    fields = data.model_dump(mode="json", exclude_none=True, exclude={"packageId"})
+    return {**fields, "packageId": package_id}
+
+
 async def upsert(*, store: DocumentStore, package_id: str, data: PackageUpsert) -> bool:
     """Create or update the package; True if it was created."""
     id = document_id(package_id, data.ownerId)
-    body = {**data.model_dump(mode="json", exclude_none=True), "packageId": package_id}
+    body = _stored(package_id, data)
     # Created first, read only if it exists: a new package (nearly all) costs one call.
     try:
         await store.create(id, body)
         return True
     except DocumentExists:
         pass
+    await _update(store, id, body, data.requestedAt)
+    return False
 
+
+async def upsert_many(
+    *, store: DocumentStore, writes: Sequence[PackageWrite]
+) -> list[bool | Exception]:
+    """`upsert` of each write, in one store call for the new ones (nearly all): per write,
+    True if it was created, False if it was updated, or the error that write met."""
+    docs = [(document_id(w.packageId, w.ownerId), _stored(w.packageId, w)) for w in writes]
+    created = await store.create_many(docs)
+
+    async def updated(n: int) -> bool:
+        if not isinstance(created[n], DocumentExists):
+            return True
+        id, body = docs[n]
+        await _update(store, id, body, writes[n].requestedAt)
+        return False
+
+    return await each_outcome([updated(n) for n in range(len(docs))])
+
+
+async def _update(
+    store: DocumentStore, id: str, body: dict[str, Any], requested_at: datetime | None
+) -> None:
     def newer(existing: dict[str, Any]) -> dict[str, Any] | None:
-        return None if _is_older(data.requestedAt, existing) else body
+        return None if _is_older(requested_at, existing) else body
 
     if await update_with_retry(store, id, newer) is None:  # deleted meanwhile
         await store.upsert(id, body)
-    return False
 
 
 def _is_older(requested_at: datetime | None, body: dict[str, Any]) -> bool:

@@ -15,8 +15,15 @@ class Settings(ServiceSettings):
     delivery_url: str = "http://127.0.0.1:8085"
     # Messages worked on at once, and how many the queue may hand over ahead of time
     # (RabbitMQ; Service Bus prefetches nothing: see chassis/queue/servicebus.py).
-    workflow_concurrency: int = Field(16, ge=1, le=1000)
-    queue_prefetch: int = Field(32, ge=0, le=10_000)
+    workflow_concurrency: int = Field(64, ge=1, le=1000)
+    queue_prefetch: int = Field(128, ge=0, le=10_000)
+    # Messages handled at about the same time share one call to each service's batch route
+    # (workflow/stages.py): at most this many, gathered for at most this long after the
+    # first. Under load the queue hands over many at once and no wait is needed; alone, a
+    # message waits only the window. Two batches in flight at the default concurrency keep
+    # the services busy while the other's answers are read.
+    workflow_batch_size: int = Field(32, ge=1, le=256)
+    workflow_gather_seconds: float = Field(0.005, ge=0, le=1.0)
     queue_lock_seconds: float = Field(30.0, gt=0)
     queue_max_delivery_count: int = Field(10, ge=1, le=2000)
     # A message whose downstream is out is tried again in place for this long before it is

@@ -8,6 +8,7 @@ import pytest
 
 from chassis.documents import (
     ConcurrencyConflict,
+    Document,
     DocumentExists,
     DocumentNotFound,
     DocumentStore,
@@ -149,20 +150,61 @@ async def test_concurrent_read_modify_write_loses_no_update(store: DocumentStore
     assert got is not None and got.body["n"] == 20
 
 
-async def test_create_many_creates_the_new_and_leaves_the_taken(store: DocumentStore) -> None:
-    await store.create("d2", {"n": 0})
-    created = await store.create_many([("d1", {"n": 1}), ("d2", {"n": 2}), ("d3", {"n": 3})])
-    assert [None if d is None else (d.id, d.body) for d in created] == [
-        ("d1", {"n": 1}),
-        None,
-        ("d3", {"n": 3}),
-    ]
-    for id, n in (("d1", 1), ("d2", 0), ("d3", 3)):
+# ------------------------------------------------ batches: each item its own outcome
+
+
+async def test_create_many_creates_the_new_and_reports_the_existing_per_item(
+    store: DocumentStore,
+) -> None:
+    await store.create("d2", {"n": "before"})
+    outcomes = await store.create_many([("d1", {"n": 1}), ("d2", {"n": 2}), ("d3", {"n": 3})])
+
+    assert [type(o) for o in outcomes] == [Document, DocumentExists, Document]
+    assert isinstance(outcomes[1], DocumentExists) and outcomes[1].args == ("d2",)
+    for id, n in (("d1", 1), ("d3", 3)):
         got = await store.get(id)
+        created = outcomes[int(id[1]) - 1]
         assert got is not None and got.body == {"n": n}
-    first = created[0]
-    assert first is not None and (await store.get("d1")) == first
+        assert isinstance(created, Document) and got.etag == created.etag
+    kept = await store.get("d2")
+    assert kept is not None and kept.body == {"n": "before"}
+
+
+async def test_create_many_of_an_id_given_twice_creates_it_from_the_first(
+    store: DocumentStore,
+) -> None:
+    outcomes = await store.create_many([("d1", {"n": 1}), ("d1", {"n": 2})])
+    assert isinstance(outcomes[0], Document) and isinstance(outcomes[1], DocumentExists)
+    got = await store.get("d1")
+    assert got is not None and got.body == {"n": 1} and got.etag == outcomes[0].etag
+
+
+async def test_create_many_of_nothing_is_nothing(store: DocumentStore) -> None:
     assert await store.create_many([]) == []
+    assert await store.get_many([]) == {}
+
+
+async def test_created_many_are_found_by_their_indexed_fields(store: DocumentStore) -> None:
+    await store.create_many([(f"d{n}", {"ownerId": f"o{n % 2}"}) for n in range(6)])
+    found = await store.find(ownerId="o1")
+    assert sorted(d.id for d in found) == ["d1", "d3", "d5"]
+
+
+async def test_create_many_of_many_items_takes_them_all(store: DocumentStore) -> None:
+    # Past what one SQL statement's parameters hold: chunked where the store must.
+    items = [(f"d{n}", {"n": n}) for n in range(700)]
+    outcomes = await store.create_many(items)
+    assert all(isinstance(o, Document) for o in outcomes)
+    assert len(await store.get_many([id for id, _ in items])) == 700
+
+
+async def test_get_many_returns_those_that_exist_with_their_etags(store: DocumentStore) -> None:
+    one = await store.create("d1", {"n": 1})
+    two = await store.create("d2", {"n": 2})
+    got = await store.get_many(["d2", "nope", "d1", "d2"])
+    assert set(got) == {"d1", "d2"}
+    assert got["d1"].body == {"n": 1} and got["d1"].etag == one.etag
+    assert got["d2"].etag == two.etag
 
 
 async def test_create_many_refuses_an_unstorable_body_before_writing_any(
@@ -175,7 +217,7 @@ async def test_create_many_refuses_an_unstorable_body_before_writing_any(
 
 async def test_concurrent_create_many_of_one_id_creates_it_once(store: DocumentStore) -> None:
     outcomes = await asyncio.gather(*(store.create_many([("d1", {"n": n})]) for n in range(8)))
-    winners = [batch[0] for batch in outcomes if batch[0] is not None]
+    winners = [batch[0] for batch in outcomes if isinstance(batch[0], Document)]
     assert len(winners) == 1
     got = await store.get("d1")
     assert got is not None and got == winners[0]

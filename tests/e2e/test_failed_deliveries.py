@@ -35,7 +35,8 @@ HOP_BY_HOP = {"host", "content-length", "connection", "transfer-encoding", "keep
 
 class RefusingFront:
     """In front of the delivery service: PUT /api/deliveries/{id} for OWNER answers the
-    refusal (and keeps the body it refused); everything else is forwarded."""
+    refusal (and keeps the body it refused), and so does each such item of a batch (the
+    others go on as a batch); everything else is forwarded."""
 
     def __init__(self, delivery_url: str) -> None:
         self.refused: list[dict[str, Any]] = []
@@ -52,11 +53,28 @@ class RefusingFront:
                         front.refused.append(sent)
                         self._reply(400, {"Content-Type": "application/problem+json"}, REFUSAL)
                         return
+                if self.command == "POST" and self.path == "/api/deliveries/batch":
+                    self._batch(json.loads(body)["items"])
+                    return
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
                 with lock:
                     r = upstream.request(self.command, self.path, content=body, headers=headers)
                 kept = {k: v for k, v in r.headers.items() if k.lower() not in HOP_BY_HOP}
                 self._reply(r.status_code, kept, r.content)
+
+            def _batch(self, items: list[dict[str, Any]]) -> None:
+                refused = [i.get("owner", {}).get("userId") == OWNER for i in items]
+                front.refused += [i for i, no in zip(items, refused, strict=True) if no]
+                passed = [i for i, no in zip(items, refused, strict=True) if not no]
+                results = iter([])
+                if passed:
+                    with lock:
+                        r = upstream.post(self.path, json={"items": passed})
+                    results = iter(r.json()["results"])
+                answers = [
+                    {"status": 400, "body": REFUSAL} if no else next(results) for no in refused
+                ]
+                self._reply(200, {"Content-Type": "application/json"}, {"results": answers})
 
             def _reply(self, status: int, headers: dict[str, str], body: Any) -> None:
                 payload = body if isinstance(body, bytes) else json.dumps(body).encode()

@@ -63,12 +63,13 @@ def test_requests_are_counted_by_route_template_and_the_pipeline_by_message(
             method="GET",
             status="200",
         )
+        # Workflow records deliveries through the batch route (services/workflow/stages.py).
         assert grew(
             "delivery",
             "http_requests_total",
-            route="/api/deliveries/{deliveryId}",
-            method="PUT",
-            status="201",
+            route="/api/deliveries/batch",
+            method="POST",
+            status="200",
         )
         assert grew("ingestion", "enqueue_seconds_count", operation="delivery", outcome="ok")
 

@@ -68,13 +68,6 @@ class DocumentStore(Protocol):
         """Insert a new document; DocumentExists if the id is taken."""
         ...
 
-    async def create_many(self, items: Sequence[tuple[str, JSON]]) -> list[Document | None]:
-        """Insert new documents in one round trip where the store can; for each, in order,
-        the document or None where the id was taken (that one is left as it was). A body that
-        cannot be stored raises ValueError before anything is written; a store that cannot
-        be reached raises, and each document is then either written or not."""
-        ...
-
     async def replace(self, id: str, body: JSON, *, etag: str) -> Document:
         """Overwrite only if unchanged since read; DocumentNotFound or ConcurrencyConflict."""
         ...
@@ -85,6 +78,20 @@ class DocumentStore(Protocol):
 
     async def delete(self, id: str, *, etag: str | None = None) -> bool:
         """True if a document was deleted; ConcurrencyConflict if `etag` no longer matches."""
+        ...
+
+    async def get_many(self, ids: Sequence[str]) -> dict[str, Document]:
+        """The documents of those ids that exist, by id: one round trip where the store
+        allows (a batch of workflow's calls reads its documents together)."""
+        ...
+
+    async def create_many(
+        self, items: Sequence[tuple[str, JSON]]
+    ) -> list[Document | DocumentExists]:
+        """Insert each (id, body) that is new, in one round trip where the store allows. Per
+        item, in order, its document or DocumentExists, each judged on its own as `create`
+        would: one item's conflict does not stop the others. An id given twice is created
+        by its first item."""
         ...
 
     async def find(self, **where: str | int | bool) -> list[Document]:
@@ -101,6 +108,28 @@ class DocumentStore(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+def first_of_each_id(items: Sequence[tuple[str, JSON]]) -> tuple[list[int], list[int]]:
+    """Positions of the items to create (the first of each id) and of those that repeat an
+    id given earlier in the batch, which exist by the time their turn comes."""
+    seen: set[str] = set()
+    first: list[int] = []
+    repeats: list[int] = []
+    for n, (id, _) in enumerate(items):
+        (repeats if id in seen else first).append(n)
+        seen.add(id)
+    return first, repeats
+
+
+def created_or_exists(
+    items: Sequence[tuple[str, JSON]], etags: dict[int, str]
+) -> list[Document | DocumentExists]:
+    """Each item's outcome from the etags of the positions that were created."""
+    return [
+        Document(id, body, etags[n]) if n in etags else DocumentExists(id)
+        for n, (id, body) in enumerate(items)
+    ]
 
 
 async def connect_document_store(url: str, collection: Collection) -> DocumentStore:

@@ -204,19 +204,33 @@ class CosmosDocumentStore:
             raise DocumentExists(id) from e
         return document_from_item(item)
 
-    async def create_many(self, items: Sequence[tuple[str, JSON]]) -> list[Document | None]:
-        # The partition key is the id here, and a transactional batch is one partition's:
-        # the creates go concurrently instead (each one request unit bill, as alone).
-        for id, body in items:  # what cannot be stored refuses the batch before any write
-            item_from_document(id, body)
+    async def get_many(self, ids: Sequence[str]) -> dict[str, Document]:
+        wanted = list(dict.fromkeys(ids))
+        docs = await asyncio.gather(*(self.get(id) for id in wanted))
+        return {doc.id: doc for doc in docs if doc is not None}
 
-        async def one(id: str, body: JSON) -> Document | None:
-            try:
-                return await self.create(id, body)
-            except DocumentExists:
-                return None
+    async def create_many(
+        self, items: Sequence[tuple[str, JSON]]
+    ) -> list[Document | DocumentExists]:
+        """Concurrent point creates, not a transactional batch: a batch is all or nothing
+        within one logical partition, so one item that exists would fail the others, and
+        with these collections' partition keys (/id) no two items of a batch share one.
+        Items of one partition go in order (an id given twice: the first creates it)."""
+        by_partition: dict[str, list[int]] = {}
+        for n, (id, body) in enumerate(items):
+            by_partition.setdefault(jsoncodec.dumps(self._key_of(id, body)).decode(), []).append(n)
+        outcomes: list[Document | DocumentExists | None] = [None] * len(items)
 
-        return list(await asyncio.gather(*(one(id, body) for id, body in items)))
+        async def in_order(positions: list[int]) -> None:
+            for n in positions:
+                id, body = items[n]
+                try:
+                    outcomes[n] = await self.create(id, body)
+                except DocumentExists as e:
+                    outcomes[n] = e
+
+        await asyncio.gather(*(in_order(p) for p in by_partition.values()))
+        return [o for o in outcomes if o is not None]
 
     async def replace(self, id: str, body: JSON, *, etag: str) -> Document:
         try:

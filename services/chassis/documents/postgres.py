@@ -24,6 +24,8 @@ from chassis.documents import (
     Document,
     DocumentExists,
     DocumentNotFound,
+    created_or_exists,
+    first_of_each_id,
 )
 from chassis.startup import connect_retrying
 
@@ -147,23 +149,33 @@ class PostgresDocumentStore:
             raise DocumentExists(id)
         return Document(id, body, etag)
 
-    async def create_many(self, items: Sequence[tuple[str, JSON]]) -> list[Document | None]:
-        if not items:
-            return []
-        etags = [uuid.uuid4().hex for _ in items]
+    async def get_many(self, ids: Sequence[str]) -> dict[str, Document]:
+        if not ids:
+            return {}
         rows = await self._pool.fetch(
-            f"INSERT INTO {self._table} (id, body, etag)"
-            " SELECT * FROM unnest($1::text[], $2::jsonb[], $3::text[])"
-            " ON CONFLICT (id) DO NOTHING RETURNING id",
-            [id for id, _ in items],
-            [jsoncodec.dumps(body) for _, body in items],
-            etags,
+            f"SELECT id, body, etag FROM {self._table} WHERE id = ANY($1::text[])", list(ids)
         )
-        created = {row["id"] for row in rows}
-        return [
-            Document(id, body, etag) if id in created else None
-            for (id, body), etag in zip(items, etags, strict=True)
-        ]
+        return {r["id"]: Document(r["id"], r["body"], r["etag"]) for r in rows}
+
+    async def create_many(
+        self, items: Sequence[tuple[str, JSON]]
+    ) -> list[Document | DocumentExists]:
+        # One statement: one round trip, one commit, each row judged by its own conflict.
+        first, _ = first_of_each_id(items)
+        if not first:
+            return []
+        etags = {n: uuid.uuid4().hex for n in first}
+        bodies = [jsoncodec.dumps(items[n][1]) for n in first]  # refuses before writing any
+        rows = await self._pool.fetch(
+            f"INSERT INTO {self._table} (id, body, etag) "
+            "SELECT * FROM unnest($1::text[], $2::jsonb[], $3::text[]) "
+            "ON CONFLICT (id) DO NOTHING RETURNING id",
+            [items[n][0] for n in first],
+            bodies,
+            [etags[n] for n in first],
+        )
+        created = {r["id"] for r in rows}
+        return created_or_exists(items, {n: e for n, e in etags.items() if items[n][0] in created})
 
     async def replace(self, id: str, body: JSON, *, etag: str) -> Document:
         new = uuid.uuid4().hex

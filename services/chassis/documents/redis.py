@@ -33,6 +33,7 @@ from chassis.documents import (
     Document,
     DocumentExists,
     DocumentNotFound,
+    created_or_exists,
 )
 from chassis.settings import read_secret
 from chassis.startup import connect_retrying
@@ -140,9 +141,9 @@ class RedisDocumentStore:
         return None if body is None else Document(id, jsoncodec.loads(body), cast(str, etag))
 
     def _write_call(
-        self, mode: str, id: str, body: JSON, expected: str = ""
-    ) -> tuple[list[str], list[str | bytes], str]:
-        """The write script's keys, its arguments, and the new etag."""
+        self, mode: str, id: str, body: JSON, etag: str, expected: str = ""
+    ) -> tuple[list[str], list[Any]]:
+        """The keys and arguments of the write script for one document."""
         index_keys = [
             self._index_key(f, scalar[1])
             for f in self._indexed
@@ -150,19 +151,12 @@ class RedisDocumentStore:
         ]
         keys = [self._doc_key(id), self._ids, *index_keys]
         # ensure_ascii=False: Lua's cjson then sees the keys' exact UTF-8 bytes.
-        etag = uuid.uuid4().hex
-        args: list[str | bytes] = [
-            mode,
-            expected,
-            jsoncodec.dumps(body),
-            etag,
-            id,
-            json.dumps(index_keys, ensure_ascii=False),
-        ]
-        return keys, args, etag
+        args = [mode, expected, jsoncodec.dumps(body), etag, id]
+        return keys, [*args, json.dumps(index_keys, ensure_ascii=False)]
 
     async def _write(self, mode: str, id: str, body: JSON, expected: str = "") -> Document:
-        keys, args, etag = self._write_call(mode, id, body, expected)
+        etag = uuid.uuid4().hex
+        keys, args = self._write_call(mode, id, body, etag, expected)
         outcome = await self._write_script(keys=keys, args=args)
         if outcome == "exists":
             raise DocumentExists(id)
@@ -175,21 +169,25 @@ class RedisDocumentStore:
     async def create(self, id: str, body: JSON) -> Document:
         return await self._write("create", id, body)
 
-    async def create_many(self, items: Sequence[tuple[str, JSON]]) -> list[Document | None]:
-        if not items:
-            return []
-        # A pipeline without MULTI: one round trip, each script atomic on its own.
-        async with self._redis.pipeline(transaction=False) as pipe:
-            etags = []
-            for id, body in items:
-                keys, args, etag = self._write_call("create", id, body)
-                etags.append(etag)
-                await self._write_script(keys=keys, args=args, client=pipe)
-            outcomes = await pipe.execute()
-        return [
-            Document(id, body, etag) if outcome == "ok" else None
-            for (id, body), etag, outcome in zip(items, etags, outcomes, strict=True)
+    async def get_many(self, ids: Sequence[str]) -> dict[str, Document]:
+        return {doc.id: doc for doc in await self._fetch(dict.fromkeys(ids))}
+
+    async def create_many(
+        self, items: Sequence[tuple[str, JSON]]
+    ) -> list[Document | DocumentExists]:
+        # One pipeline: one round trip; each script atomic on its own, run in order, so an
+        # id given twice is created by its first item and exists for the next.
+        etags = [uuid.uuid4().hex for _ in items]
+        calls = [
+            self._write_call("create", id, body, etags[n]) for n, (id, body) in enumerate(items)
         ]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for keys, args in calls:
+                await self._write_script(keys=keys, args=args, client=pipe)
+            outcomes: list[str] = await pipe.execute()
+        return created_or_exists(
+            items, {n: etags[n] for n, outcome in enumerate(outcomes) if outcome == "ok"}
+        )
 
     async def replace(self, id: str, body: JSON, *, etag: str) -> Document:
         return await self._write("replace", id, body, expected=etag)

@@ -18,6 +18,8 @@ from chassis.documents import (
     Document,
     DocumentExists,
     DocumentNotFound,
+    created_or_exists,
+    first_of_each_id,
 )
 
 
@@ -67,6 +69,10 @@ async def _release(db: aiosqlite.Connection) -> None:
     await db.close()
 
 
+# Bound parameters in one statement: well under SQLite's limit (32,766 since 3.32).
+MAX_VARIABLES = 900
+
+
 def _text(body: JSON) -> str:
     # Text, not bytes: SQLite keeps bytes as a BLOB, which its JSON functions do not read.
     return jsoncodec.dumps(body).decode()
@@ -110,23 +116,40 @@ class SqliteDocumentStore:
             raise DocumentExists(id) from e
         return Document(id, body, etag)
 
-    async def create_many(self, items: Sequence[tuple[str, JSON]]) -> list[Document | None]:
-        if not items:
-            return []
-        # One statement, so one commit, and no other caller's writes on this shared
-        # connection inside its transaction.
-        rows = [(id, _text(body), uuid.uuid4().hex) for id, body in items]
-        placeholders = ", ".join("(?, ?, ?)" for _ in rows)
-        async with self._db.execute(
-            f"INSERT INTO {self._table} (id, body, etag) VALUES {placeholders}"
-            " ON CONFLICT (id) DO NOTHING RETURNING id",
-            [value for row in rows for value in row],
-        ) as c:
-            created = {row[0] for row in await c.fetchall()}
-        return [
-            Document(id, body, etag) if id in created else None
-            for (id, body), (_, _, etag) in zip(items, rows, strict=True)
-        ]
+    async def get_many(self, ids: Sequence[str]) -> dict[str, Document]:
+        wanted = list(dict.fromkeys(ids))
+        found: dict[str, Document] = {}
+        for start in range(0, len(wanted), MAX_VARIABLES):
+            chunk = wanted[start : start + MAX_VARIABLES]
+            marks = ", ".join("?" * len(chunk))
+            async with self._db.execute(
+                f"SELECT id, body, etag FROM {self._table} WHERE id IN ({marks})", chunk
+            ) as c:
+                for r in await c.fetchall():
+                    found[r[0]] = Document(r[0], jsoncodec.loads(r[1]), r[2])
+        return found
+
+    async def create_many(
+        self, items: Sequence[tuple[str, JSON]]
+    ) -> list[Document | DocumentExists]:
+        # One statement per chunk: one commit, each row judged by its own conflict. (Not a
+        # transaction over several: the connection is shared by the process's collections,
+        # and another coroutine's statement would run inside it.)
+        first, _ = first_of_each_id(items)
+        etags = {n: uuid.uuid4().hex for n in first}
+        rows = [(items[n][0], _text(items[n][1]), etags[n]) for n in first]
+        created: set[str] = set()
+        per_chunk = MAX_VARIABLES // 3
+        for start in range(0, len(rows), per_chunk):
+            chunk = rows[start : start + per_chunk]
+            values = ", ".join("(?, ?, ?)" for _ in chunk)
+            async with self._db.execute(
+                f"INSERT INTO {self._table} (id, body, etag) VALUES {values} "
+                "ON CONFLICT (id) DO NOTHING RETURNING id",
+                [v for row in chunk for v in row],
+            ) as c:
+                created.update(r[0] for r in await c.fetchall())
+        return created_or_exists(items, {n: e for n, e in etags.items() if items[n][0] in created})
 
     async def replace(self, id: str, body: JSON, *, etag: str) -> Document:
         new = uuid.uuid4().hex

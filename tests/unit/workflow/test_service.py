@@ -193,7 +193,7 @@ GUIDE_UNSCHEDULED = {
     "deadline": "",
     "expedited": True,
     "confirmationRequired": "None",
-    "requestedAt": "2024-05-08T12:00:00+00:00",
+    "requestedAt": "2024-05-08T12:00:00Z",  # the instant the message has, as pydantic writes it
     "version": 1,
 }
 BAD_ALTITUDE = {
@@ -205,29 +205,70 @@ BAD_ALTITUDE = {
 }
 
 
+# Each batch route's item as the single call it stands for (what the services do).
+BATCH_ROUTES: dict[str, Any] = {
+    "/api/packages/batch": lambda item: (
+        f"/api/packages/{item['packageId']}",
+        {k: v for k, v in item.items() if k != "packageId"},
+    ),
+    "/api/dronedeliveries/batch": lambda item: (f"/api/dronedeliveries/{item['deliveryId']}", item),
+    "/api/deliveries/batch": lambda item: (f"/api/deliveries/{item['id']}", item),
+}
+
+
 class Downstream:
     """Package, drone scheduler and delivery on one loopback port: each (method, path)
     answers as scripted, everything the services would accept by default, and every request
-    is kept in order with its JSON body."""
+    is kept in order with its JSON body. A batch route answers each item as its single call
+    is scripted, and keeps each item as that call (and the batch, in `batches`); with
+    `batch_routes` off it answers 405, as a service without them does, and a path in
+    `fail_batches` answers the whole batch with that status."""
 
     def __init__(self) -> None:
         self.answers: dict[Call, tuple[int, Any]] = {}
         self.sent: list[tuple[str, str, Any]] = []
+        self.batches: list[tuple[str, int]] = []  # path, items
+        self.batch_routes = True
+        self.fail_batches: dict[str, int] = {}
         downstream = self
 
         class Handler(LoopbackHandler):
             def respond(self) -> None:
-                raw = self.body()
-                downstream.sent.append((self.command, self.path, json.loads(raw or b"null")))
+                sent = json.loads(self.body() or b"null")
+                if self.command == "POST" and self.path in BATCH_ROUTES:
+                    self._batch(sent)
+                    return
+                downstream.sent.append((self.command, self.path, sent))
                 status, body = downstream.answers.get((self.command, self.path), (404, None))
                 payload = b"" if status == 204 else json.dumps(body).encode()
                 answer(self, status, payload, {"Content-Type": "application/json"})
+
+            def _batch(self, sent: Any) -> None:
+                if not downstream.batch_routes:
+                    answer(self, 405, b'{"detail": "Method Not Allowed"}')
+                    return
+                if self.path in downstream.fail_batches:
+                    status = downstream.fail_batches[self.path]
+                    answer(self, status, json.dumps({"status": status}).encode())
+                    return
+                downstream.batches.append((self.path, len(sent["items"])))
+                results = []
+                for item in sent["items"]:
+                    path, body = BATCH_ROUTES[self.path](item)
+                    downstream.sent.append(("PUT", path, body))
+                    status, said = downstream.answers.get(("PUT", path), (404, None))
+                    results.append({"status": status, "body": None if status == 204 else said})
+                payload = json.dumps({"results": results}).encode()
+                answer(self, 200, payload, {"Content-Type": "application/json"})
 
         self._server = LoopbackServer(Handler)
         self.url = self._server.url
 
     def reset(self) -> None:
         self.sent.clear()
+        self.batches.clear()
+        self.batch_routes = True
+        self.fail_batches = {}
         self.answers = {
             PACKAGE_PUT: (201, None),
             ASSIGN: (200, PLAN),
