@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import uuid
@@ -26,6 +27,7 @@ import httpx
 from launcher.stack import Footing, Stack
 from tests import servers
 from tests.e2e.conftest import _free_base_port, eventually
+from tests.e2e.original_clients import SCHEDULED, hours_from_now
 
 REPO = Path(__file__).resolve().parents[2]
 RELEASE_FILE = Path(__file__).with_name("previous-release")
@@ -121,7 +123,7 @@ async def _drop(pg: str, databases: list[str], amqp: str, queues: list[str]) -> 
 class Releases:
     """The five services, each running one release or the other, restarted to switch."""
 
-    def __init__(self, footing: Footing, logs: Path, previous: Path) -> None:
+    def __init__(self, footing: Footing, logs: Path, previous: Path | None = None) -> None:
         base = _free_base_port()
         self.stack = Stack(
             footing,
@@ -131,22 +133,23 @@ class Releases:
             # A short lock: a message a stopped workflow held comes back within the test.
             extra_env={"workflow": {"QUEUE_LOCK_SECONDS": "3"}},
         )
-        self._code = {CURRENT: "", "previous": str(previous)}
+        self._code = {CURRENT: ""} | ({} if previous is None else {"previous": str(previous)})
         self.running: dict[str, str] = {}
 
     def run(self, release: str, *services: str) -> None:
         """Restart `services` (all five by default) on `release`, and wait until ready."""
         names = services or SERVICES
+        self.stop(*names)
         for name in names:
-            self.stack.stop(name, grace=20)
             self.stack.extra_env.setdefault(name, {})["PYTHONPATH"] = self._code[release]
-        for name in names:
             self.stack.start(name)
             self.running[name] = release
         for name in names:
             self.stack.wait_ready(name, within=60)
 
     def stop(self, *services: str) -> None:
+        for name in services:  # all told at once: they drain side by side
+            self.stack.signal(name, signal.SIGTERM)
         for name in services:
             self.stack.stop(name, grace=20)
             self.running.pop(name, None)
@@ -181,3 +184,88 @@ class Releases:
                 f"{e}\n  running: {self.running}\n  dead letters: {self.dead_letters()}"
                 f"\n  logs: {self.stack.log_dir}"
             ) from None
+
+
+def _request(n: int, run: str, **changes: Any) -> dict[str, Any]:
+    return {
+        "ownerId": f"compat-owner-{run}",
+        "pickupLocation": f"47.6{n},-122.33",
+        "dropOffLocation": f"47.6{n},-122.3{n}",
+        "pickupTime": hours_from_now(1).isoformat().replace("+00:00", "Z"),
+        "deadline": "",
+        "expedited": n % 2 == 0,
+        "confirmationRequired": "None",
+        "packageInfo": {"packageId": f"pkg-{n}", "size": "Small", "tag": f"t{n}", "weight": n},
+    } | changes
+
+
+class Client:
+    """A delivery's operations as a client sends them, and what the services then show."""
+
+    def __init__(self, releases: Releases) -> None:
+        self.releases = releases
+        self.run = uuid.uuid4().hex[:8]
+
+    def create(self, n: int, **changes: Any) -> str:
+        with self.releases.client("ingestion") as c:
+            r = c.post("/api/deliveryrequests", json=_request(n, self.run, **changes))
+        assert r.status_code == 202, r.text
+        delivery_id: str = r.json()["deliveryId"]
+        return delivery_id
+
+    def reschedule(self, delivery_id: str, dropoff: str) -> None:
+        with self.releases.client("ingestion") as c:
+            r = c.patch(f"/api/deliveryrequests/{delivery_id}", json={"dropOffLocation": dropoff})
+        assert r.status_code == 200, r.text
+
+    def cancel(self, delivery_id: str) -> None:
+        with self.releases.client("ingestion") as c:
+            r = c.delete(f"/api/deliveryrequests/{delivery_id}")
+        assert r.status_code == 204, r.text
+
+    def _get(self, service: str, path: str) -> dict[str, Any] | None:
+        with self.releases.client(service) as c:
+            try:
+                r = c.get(path)
+            except httpx.TransportError:
+                return None
+        return r.json() if r.status_code == 200 else None
+
+    def scheduled(self, delivery_id: str, n: int, dropoff: str) -> dict[str, Any]:
+        """The delivery recorded with its drone, its drop-off `dropoff`, its package's
+        weight n, and the drone's claim naming the same drone."""
+
+        def done() -> dict[str, Any] | None:
+            delivery = self._get("delivery", f"/api/deliveries/{delivery_id}")
+            status = self._get("delivery", f"/api/deliveries/{delivery_id}/status")
+            claim = self._get("dronescheduler", f"/api/dronedeliveries/{delivery_id}")
+            lat, lon = (float(x) for x in dropoff.split(","))
+            if not (delivery and status and claim) or status["stage"] not in SCHEDULED:
+                return None
+            here = delivery["dropoff"]
+            if (here["latitude"], here["longitude"]) != (lat, lon):
+                return None
+            return delivery if claim["droneId"] == delivery["droneId"] else None
+
+        delivery: dict[str, Any] = self.releases.until(
+            done, f"{delivery_id} scheduled to {dropoff}"
+        )
+        owner = delivery["owner"]["userId"]
+        package = self._get("package", f"/api/packages/pkg-{n}?ownerId={owner}")
+        assert package is not None and package["weight"] == n, package
+        return delivery
+
+    def stage(self, delivery_id: str) -> str | None:
+        status = self._get("delivery", f"/api/deliveries/{delivery_id}/status")
+        return None if status is None else str(status["stage"])
+
+    def cancelled(self, delivery_id: str, *, booked: bool = True) -> None:
+        def done() -> bool:
+            status = self._get("delivery", f"/api/deliveries/{delivery_id}/status")
+            claim = self._get("dronescheduler", f"/api/dronedeliveries/{delivery_id}")
+            return bool(status and status["stage"] == "Cancelled" and (claim or not booked))
+
+        self.releases.until(done, f"{delivery_id} cancelled")
+        if booked:
+            claim = self._get("dronescheduler", f"/api/dronedeliveries/{delivery_id}")
+            assert claim is not None and claim["status"] == "Cancelled", claim
