@@ -7,7 +7,8 @@ or its application roles (`roles`, an app calling as itself):
 
   write  Deliveries.Write (scope or role)   POST, PATCH, DELETE /api/deliveryrequests...
   read   Deliveries.Read  (scope or role)   GET /api/deliveries/{id}[/status]
-  admin  Deliveries.Admin (role)            sees and acts for every owner
+  admin  Deliveries.Admin (role)            sees and acts for every owner; switches
+                                            injected faults (chassis/faults)
 
 A caller's owner id is one claim of its token (AUTH_OWNER_CLAIM, default `oid`: the
 object id of the user or application in the tenant, present in every Entra ID token and
@@ -296,6 +297,21 @@ class Authenticator:
             )
         return caller
 
+    async def admin(self, authorization: str | None) -> Caller:
+        """An operator: a token with the admin role (anyone when authentication is off)."""
+        if self._keys is None:
+            return ANONYMOUS
+        caller = self._caller_of(await self._verified_claims(_bearer_token(authorization)))
+        if not caller.admin:
+            role = self.settings.admin_role
+            raise _bearer_error(
+                status.HTTP_403_FORBIDDEN,
+                "insufficient_scope",
+                f"the token does not carry the role {role}",
+                scope=role,
+            )
+        return caller
+
     async def _verified_claims(self, token: str) -> dict[str, Any]:
         assert self._keys is not None
         s = self.settings
@@ -398,5 +414,10 @@ def require(permission: Permission) -> Callable[[Request], Awaitable[Caller]]:
     return caller
 
 
+async def _admin(request: Request) -> Caller:
+    return await authenticator(request.app).admin(request.headers.get("Authorization"))
+
+
 ReaderDep = Annotated[Caller, Depends(require(Permission.READ))]
 WriterDep = Annotated[Caller, Depends(require(Permission.WRITE))]
+AdminDep = Annotated[Caller, Depends(_admin)]
