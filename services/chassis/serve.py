@@ -48,10 +48,12 @@ class DrainingServer(uvicorn.Server):
         self.should_exit = True
 
 
-def serve(app: FastAPI, settings: ServiceSettings, service: str) -> None:
+def serve(app: FastAPI, settings: ServiceSettings, service: str, *, namespace: str) -> None:
+    """Serve `app` as `service`, one of the application `namespace`'s (its traces say so)."""
     configure_logging(service, settings.log_level)
     exporter = configure_telemetry(
         service,
+        namespace=namespace,
         live_metrics=settings.azure_monitor_live_metrics,
         offline_storage=settings.azure_monitor_offline_storage,
     )

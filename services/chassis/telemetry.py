@@ -51,7 +51,8 @@ UNTRACED_URLS = r"://[^/]+/(health/(live|ready)|healthz|metrics)$"
 _NO_ASGI_EVENT_SPANS: list[Any] = ["receive", "send"]
 
 _configured: str | None = None
-_tracer = trace.get_tracer("drone-delivery")  # a proxy until a provider is set
+# A proxy until a provider is set; named after the application once one is.
+_tracer = trace.get_tracer(__name__)
 
 
 def choose_exporter(environ: Mapping[str, str]) -> str:
@@ -70,20 +71,21 @@ def choose_exporter(environ: Mapping[str, str]) -> str:
 
 
 def configure_telemetry(
-    service: str, *, live_metrics: bool = True, offline_storage: bool = True
+    service: str, *, namespace: str, live_metrics: bool = True, offline_storage: bool = True
 ) -> str:
     """Set the process's tracer provider and propagator; return the exporter chosen.
 
     Called once per process, before serving. Apps instrumented earlier pick the provider
     up then (OpenTelemetry hands out proxies until a provider is set).
     """
-    global _configured
+    global _configured, _tracer
     if _configured is not None:
         return _configured
     propagate.set_global_textmap(
         CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
     )
-    resource = Resource.create({"service.name": service, "service.namespace": "drone-delivery"})
+    _tracer = trace.get_tracer(namespace)
+    resource = Resource.create({"service.name": service, "service.namespace": namespace})
     exporter = choose_exporter(os.environ)
     if exporter == AZURE_MONITOR:
         _configure_azure_monitor(
@@ -243,9 +245,9 @@ class MessagingTarget:
         parts = urlsplit(url)
         query = parse_qs(parts.query)
         if parts.scheme == "servicebus":
-            return cls("servicebus", parts.path.strip("/") or "deliveryrequests")
+            return cls("servicebus", parts.path.strip("/"))
         system = "rabbitmq" if parts.scheme in ("amqp", "amqps") else parts.scheme
-        return cls(system, query.get("queue", ["deliveryrequests"])[0])
+        return cls(system, query.get("queue", [""])[0])
 
 
 def _messaging_attributes(

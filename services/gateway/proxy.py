@@ -24,9 +24,17 @@ from chassis.health import Health, Phase
 from chassis.http import KEEPALIVE_SECONDS
 from chassis.metrics import UNMATCHED, HttpMetrics, metrics_endpoint
 from chassis.problems import problem
+from contracts.routes import (
+    ID,
+    ROUTES,
+    VERSION_PREFIX,
+    Route,
+    methods_for,
+    route_for,
+    strip_version,
+)
 from gateway.config import Settings
 from gateway.openapi import public_openapi
-from gateway.routes import ID, ROUTES, VERSION_PREFIX, Route, methods_for, route_for, strip_version
 
 HOP_BY_HOP = {
     "connection",

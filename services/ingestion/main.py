@@ -11,7 +11,7 @@ from chassis.app import create_service_app
 from chassis.queue import connect_message_queue
 from chassis.stores import open_collections
 from chassis.telemetry import MessagingTarget
-from gateway.routes import routed_to
+from contracts.routes import routed_to
 from ingestion.config import Settings
 from ingestion.router import router
 from ingestion.service import DELIVERY_REQUESTS

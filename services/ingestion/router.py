@@ -5,8 +5,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Path, Response, status
 
-from chassis.auth import WriterDep, auth_lifespan
+from chassis.auth import PermissionNames, WriterDep, auth_lifespan
 from chassis.problems import problem_responses
+from contracts.access import ADMIN_ROLE, APPLICATION, READ_PERMISSION, WRITE_PERMISSION
 from contracts.vocabulary import ResourceId
 from ingestion import service
 from ingestion.dependencies import QueueDep, QueueTargetDep, StoreDep
@@ -18,8 +19,11 @@ from ingestion.schemas import (
 )
 
 log = logging.getLogger(__name__)
+ACCESS = PermissionNames(
+    realm=APPLICATION, write=WRITE_PERMISSION, read=READ_PERMISSION, admin=ADMIN_ROLE
+)
 router = APIRouter(
-    prefix="/api/deliveryrequests", tags=["delivery requests"], lifespan=auth_lifespan
+    prefix="/api/deliveryrequests", tags=["delivery requests"], lifespan=auth_lifespan(ACCESS)
 )
 
 DeliveryId = Annotated[

@@ -156,7 +156,8 @@ def test_the_switch_is_not_served_on_the_public_port(
 
 def test_with_authentication_on_the_switch_takes_the_admin_role(tmp_path: Path) -> None:
     with IdentityProvider() as idp:
-        for internal, _ in _package(tmp_path, idp.settings()):
+        # Package checks no tokens of its own: AUTH_ADMIN_ROLE names its operators' role.
+        for internal, _ in _package(tmp_path, {**idp.settings(), "AUTH_ADMIN_ROLE": ADMIN}):
             assert internal.get("/internal/faults").status_code == 401
             writer = idp.bearer("someone", scopes=WRITER)
             r = internal.put("/internal/faults", json={"errorRate": 1}, headers=writer)

@@ -1,13 +1,13 @@
 """Switch a running service's injected faults through its internal port.
 
-    python -m chassis.faults set package error_rate=0.3 latency_ms=200 routes=^/api/packages
-    python -m chassis.faults show package
-    python -m chassis.faults clear package
+    python -m chassis.faults set SERVICE error_rate=0.3 latency_ms=200 routes=^/api/
+    python -m chassis.faults show SERVICE
+    python -m chassis.faults clear SERVICE
 
-The service answers on FAULTS_URL or --url if given, else on its own variable as workflow
-knows it (PACKAGE_URL, DRONESCHEDULER_URL, DELIVERY_URL; INGESTION_URL, WORKFLOW_URL), else
-on 127.0.0.1 at its default port. It must run with FAULT_SWITCHES=true. When it checks
-tokens (AUTH_ENABLED), FAULTS_TOKEN holds a bearer token with the admin role.
+The service answers at --url, else FAULTS_URL, else <SERVICE>_URL (the variable its callers
+use, e.g. DELIVERY_URL), else 127.0.0.1 at FAULTS_PORT (default 8080). It must run with
+FAULT_SWITCHES=true. When it checks tokens (AUTH_ENABLED), FAULTS_TOKEN holds a bearer
+token with the admin role.
 """
 
 from __future__ import annotations
@@ -15,31 +15,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 
 import httpx
 
 from chassis.faults import PATH
 
-# What `make run` and the images listen on when nothing else is said (each service's config).
-DEFAULT_PORTS = {
-    "ingestion": 8081,
-    "workflow": 8082,
-    "package": 8083,
-    "dronescheduler": 8084,
-    "delivery": 8085,
-}
 # The command's names for the switches, and the route's.
 FIELDS = {"error_rate": "errorRate", "latency_ms": "latencyMs", "routes": "routes"}
 
 
 def service_url(service: str, url: str | None) -> str:
-    found = url or os.environ.get("FAULTS_URL") or os.environ.get(f"{service.upper()}_URL")
+    variable = re.sub(r"\W", "_", service).upper() + "_URL"
+    found = url or os.environ.get("FAULTS_URL") or os.environ.get(variable)
     if found:
         return found.rstrip("/")
-    if service not in DEFAULT_PORTS:
-        raise SystemExit(f"unknown service {service!r}: give --url (or FAULTS_URL)")
-    return f"http://127.0.0.1:{DEFAULT_PORTS[service]}"
+    return f"http://127.0.0.1:{os.environ.get('FAULTS_PORT', '8080')}"
 
 
 def parse_switches(pairs: list[str]) -> dict[str, str | float | int]:
@@ -60,7 +52,7 @@ def parse_switches(pairs: list[str]) -> dict[str, str | float | int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chassis.faults", description=__doc__)
     parser.add_argument("action", choices=("show", "set", "clear"))
-    parser.add_argument("service", help="ingestion, workflow, package, dronescheduler, delivery")
+    parser.add_argument("service", help="the service's name, as its callers' *_URL names it")
     parser.add_argument("switches", nargs="*", help="for set: error_rate=R latency_ms=N routes=RE")
     parser.add_argument("--url", help="the service's internal address (default: see above)")
     args = parser.parse_args(argv)

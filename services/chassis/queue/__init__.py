@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 MAX_DELIVERY_EXCEEDED = "MaxDeliveryCountExceeded"
 
@@ -91,6 +91,19 @@ class QueueOptions:
     lock_seconds: float = 30.0
     max_delivery_count: int = 10
     prefetch: int = 16
+
+
+def with_default_queue(url: str, queue: str) -> str:
+    """`url`, naming `queue` if it names none (or an empty one). The default is the
+    service's to give: the chassis has none. A Service Bus URL names its queue in its path,
+    which it cannot do without."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if parts.scheme == "servicebus" or any(k == "queue" and v for k, v in query):
+        return url
+    named = [*((k, v) for k, v in query if k != "queue"), ("queue", queue)]
+    # Not urlunsplit: it turns sqlite:///path into sqlite:/path.
+    return f"{url.partition('?')[0]}?{urlencode(named)}"
 
 
 async def connect_message_queue(url: str, options: QueueOptions | None = None) -> MessageQueue:

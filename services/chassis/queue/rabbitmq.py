@@ -63,7 +63,6 @@ from chassis.startup import connect_retrying
 
 log = logging.getLogger(__name__)
 
-DEFAULT_QUEUE = "deliveryrequests"
 CONNECT_RETRY_SECONDS = 60.0  # the broker takes ~10 s to accept work after a (re)start
 CONNECT_TIMEOUT_SECONDS = 10.0
 # Held abandons occupy a prefetch slot and must end well before consumer_timeout.
@@ -104,7 +103,9 @@ class RabbitTarget:
     def parse(cls, url: str) -> RabbitTarget:
         parts = urlsplit(url)
         query = parse_qsl(parts.query, keep_blank_values=True)
-        name = next((v for k, v in query if k == "queue"), "") or DEFAULT_QUEUE
+        name = next((v for k, v in query if k == "queue"), "")
+        if not name:
+            raise ValueError("the amqp URL names no queue: add ?queue=NAME")
         rest = urlencode([(k, v) for k, v in query if k != "queue"])
         return cls(amqp_url=urlunsplit(parts._replace(query=rest)), queue=name)
 

@@ -82,7 +82,9 @@ class SqliteQueue:
 
     @classmethod
     async def connect(cls, url: str, options: QueueOptions) -> SqliteQueue:
-        name = parse_qs(urlsplit(url).query).get("queue", ["deliveryrequests"])[0]
+        name = parse_qs(urlsplit(url).query).get("queue", [""])[0]
+        if not name:
+            raise ValueError(f"the queue URL names no queue: add ?queue=NAME to {url}")
         db = await open_sqlite(url.split("?", 1)[0])
         await db.executescript(_SCHEMA)
         return cls(db, name, options)
