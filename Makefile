@@ -18,7 +18,7 @@ SCENARIO ?= original
 RESULTS ?= results
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run run-servers test lint test-unit test-contract test-contract-rabbitmq4 \
+.PHONY: help setup run run-servers test lint test-unit test-compat test-contract test-contract-rabbitmq4 \
         test-e2e test-e2e-servers \
         test-chaos test-charts test-compose test-infra compose-up compose-down loadtest bench \
         bench-compare bench-scaling bench-compose clean
@@ -26,7 +26,7 @@ RESULTS ?= results
 help:
 	@echo "make run            the whole system on this machine at http://127.0.0.1:$(PORT) (Ctrl-C stops it)"
 	@echo "make run-servers    the same on the local PostgreSQL, Redis and RabbitMQ"
-	@echo "make test           every test: lint, unit, contract, end-to-end, chaos, charts, compose"
+	@echo "make test           every test: lint, unit, compat, contract, end-to-end, chaos, charts, compose"
 	@echo "make compose-up     docker compose up --build --wait (needs Docker)"
 	@echo "make loadtest       Locust, headless, against HOST (default the local entry point)"
 	@echo "make bench          figures on both footings (BENCH_REQUESTS=N, BENCH_FOOTINGS=servers for one), then bench-scaling; bench-compose: per workflow replica count"
@@ -59,6 +59,12 @@ lint: setup
 
 test-unit: setup
 	$(RUN) pytest tests/unit -q
+
+# The previous release (tests/compat/previous-release, checked out into build/compat) and the
+# current code on one queue and one set of stores, both ways, embedded and on the local
+# PostgreSQL and RabbitMQ; first the recorded samples of every message and document (~1.5 min).
+test-compat: setup
+	$(RUN) pytest tests/compat -q
 
 test-contract: setup
 	$(RUN) pytest tests/contract -q
@@ -102,7 +108,7 @@ test-infra: setup test-charts  # its tests render the charts with the helm test-
 	  scripts/check-infra.sh && $(RUN) pytest tests/infra -q; \
 	else echo "test-infra: skipped: needs npm for the workflow linters (scripts/check-infra.sh)"; fi
 
-test: lint test-unit test-contract test-contract-rabbitmq4 test-e2e test-e2e-servers test-chaos test-charts test-compose test-infra
+test: lint test-unit test-compat test-contract test-contract-rabbitmq4 test-e2e test-e2e-servers test-chaos test-charts test-compose test-infra
 
 LOCUST_USERS_original := OriginalScenario
 LOCUST_USERS_mix := RealisticMix

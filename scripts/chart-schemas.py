@@ -66,6 +66,7 @@ COMMON_ENV = {
     },
     "FAULT_LATENCY_MS": NUMBER_TEXT,
     "FAULT_ROUTES": STRING,
+    "FAULT_SWITCHES": {"enum": ["true", "false", True, False]},
     # Inbound limits (chassis/limits.py): 413 over the body size, 429 beyond the in-flight bound.
     "MAX_BODY_BYTES": NUMBER_TEXT,
     "MAX_IN_FLIGHT_REQUESTS": NUMBER_TEXT,
@@ -170,6 +171,8 @@ def service_schema(service: str) -> dict:
         ),
         "imagePullSecrets": {"type": "array", "items": obj({"name": NAME}, ["name"])},
         "logLevel": {"enum": ["debug", "info", "warning", "error", "critical"]},
+        # /internal/faults (chassis/faults): faults switched at run time, internal port only.
+        "faultSwitches": BOOL,
         "env": obj({**COMMON_ENV, **env_props}, env_required),
         "extraEnv": {"type": "array", "items": {"type": "object", "required": ["name"]}},
         "secretFiles": obj(
@@ -491,7 +494,10 @@ def umbrella_schema() -> dict:
     )
     services = {name: {"type": "object"} for name in SERVICE_ENV}  # each subchart checks its own
     props = {
-        "global": obj({"image": obj({"registry": STRING, "tag": STRING})}, extra=True),
+        "global": obj(
+            {"image": obj({"registry": STRING, "tag": STRING}), "faultSwitches": BOOL},
+            extra=True,
+        ),
         **services,
         "entryPoint": entry_point,
         "gateway": gateway,

@@ -12,7 +12,8 @@ from fastapi import APIRouter, FastAPI
 
 from chassis import health as health_routes
 from chassis import telemetry
-from chassis.faults import FaultInjection
+from chassis.faults import FaultInjection, Faults, FaultSettings
+from chassis.faults import router as faults_router
 from chassis.health import Health
 from chassis.limits import RequestLimits
 from chassis.metrics import HttpMetrics, fastapi_route, metrics_endpoint
@@ -74,14 +75,16 @@ def create_service_app(
     app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
     for router in routers:
         app.include_router(router)
-    if settings is not None and (settings.fault_error_rate or settings.fault_latency_ms):
-        # Inside the metrics middleware: injected errors are counted like real ones.
-        app.add_middleware(
-            FaultInjection,
-            error_rate=settings.fault_error_rate,
-            latency_ms=settings.fault_latency_ms,
-            routes=settings.fault_routes,
+    if settings is not None:
+        faults = FaultSettings(
+            settings.fault_error_rate, settings.fault_latency_ms, settings.fault_routes
         )
+        if faults.active or settings.fault_switches:
+            app.state.faults = Faults(faults)
+            # Inside the metrics middleware: injected errors are counted like real ones.
+            app.add_middleware(FaultInjection, faults=app.state.faults)
+        if settings.fault_switches:
+            app.include_router(faults_router)
     if settings is not None and settings.public_port:
         app.add_middleware(
             PublicPortGuard,

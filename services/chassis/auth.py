@@ -7,7 +7,8 @@ or its application roles (`roles`, an app calling as itself):
 
   write  (scope or role)   what changes the owner's resources
   read   (scope or role)   what reads them
-  admin  (role)            sees and acts for every owner
+  admin  (role)            sees and acts for every owner; switches injected faults
+                           (chassis/faults)
 
 What those are called, and the realm clients are challenged with, is the application's
 (PermissionNames, passed by each service: contracts/access.py).
@@ -318,6 +319,26 @@ class Authenticator:
             )
         return caller
 
+    async def admin(self, authorization: str | None) -> Caller:
+        """An operator: a token with the admin role (anyone when authentication is off)."""
+        if self._keys is None:
+            return ANONYMOUS
+        realm, role = self.names.realm, self.names.admin
+        caller = self._caller_of(await self._verified_claims(_bearer_token(authorization, realm)))
+        if not role:
+            raise _bearer_error(
+                realm, status.HTTP_403_FORBIDDEN, "", "no admin role is named (AUTH_ADMIN_ROLE)"
+            )
+        if not caller.admin:
+            raise _bearer_error(
+                realm,
+                status.HTTP_403_FORBIDDEN,
+                "insufficient_scope",
+                f"the token does not carry the role {role}",
+                scope=role,
+            )
+        return caller
+
     async def _verified_claims(self, token: str) -> dict[str, Any]:
         assert self._keys is not None
         s = self.settings
@@ -439,5 +460,16 @@ def require(permission: Permission) -> Callable[[Request], Awaitable[Caller]]:
     return caller
 
 
+# A service whose routes check no tokens (package, ...) has no names of the application's:
+# its admin role is the one AUTH_ADMIN_ROLE names, and none when unset.
+_OPERATOR = PermissionNames(realm="internal", write="", read="", admin="")
+
+
+async def _admin(request: Request) -> Caller:
+    """A FastAPI dependency: an operator (the admin role when tokens are checked)."""
+    return await authenticator(request.app, _OPERATOR).admin(request.headers.get("Authorization"))
+
+
 ReaderDep = Annotated[Caller, Depends(require(Permission.READ))]
 WriterDep = Annotated[Caller, Depends(require(Permission.WRITE))]
+AdminDep = Annotated[Caller, Depends(_admin)]

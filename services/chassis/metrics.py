@@ -49,6 +49,16 @@ BREAKER_STATE = Gauge(
 )
 
 
+# The fault injection switches (chassis/faults), 0 when off: a dashboard shows at once
+# that the errors it plots were asked for.
+FAULT_ERROR_RATE = Gauge(
+    "injected_fault_error_rate", "Share of requests answered 503 by injected faults"
+)
+FAULT_LATENCY = Gauge(
+    "injected_fault_latency_seconds", "Latency injected before each request, in seconds"
+)
+
+
 class BreakerState(enum.IntEnum):
     CLOSED = 0
     HALF_OPEN = 1

@@ -45,6 +45,8 @@ class ServiceSettings(BaseSettings):
     fault_error_rate: float = Field(0.0, ge=0, le=1)
     fault_latency_ms: int = Field(0, ge=0, le=60_000)
     fault_routes: str = Field("", description="regex over request paths; empty means all")
+    # /internal/faults on the internal port: the faults above changed at run time.
+    fault_switches: bool = False
     # Azure Monitor only (APPLICATIONINSIGHTS_CONNECTION_STRING set; see chassis/telemetry.py):
     # Live Metrics, and keeping telemetry on disk to resend after a failed export.
     azure_monitor_live_metrics: bool = True

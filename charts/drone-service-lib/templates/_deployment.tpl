@@ -81,6 +81,11 @@ spec:
               value: {{ .Values.shutdown.drainSeconds | quote }}
             - name: SHUTDOWN_GRACE_SECONDS
               value: {{ .Values.shutdown.graceSeconds | quote }}
+            {{- if or .Values.faultSwitches (dig "faultSwitches" false (.Values.global | default dict)) }}
+            # /internal/faults on the internal port: faults switched at run time (chassis/faults).
+            - name: FAULT_SWITCHES
+              value: "true"
+            {{- end }}
             {{- range $name, $value := .Values.env }}
             - name: {{ $name }}
               value: {{ tpl (toString $value) $ | quote }}
