@@ -394,6 +394,22 @@ def at(path: str, schema: dict, required: bool = False) -> dict:
     return out
 
 
+# Released images pinned by scripts/pin-images.py: one sha256 digest per image.
+DIGEST = {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"}
+PUBLISHED = obj(
+    {
+        "registry": STRING,
+        "tag": STRING,
+        "digests": {
+            "type": "object",
+            "propertyNames": {"enum": [*SERVICE_ENV, "load"]},
+            "additionalProperties": DIGEST,
+        },
+    },
+    ["registry", "tag", "digests"],
+)
+
+
 def umbrella_schema() -> dict:
     tls = obj(
         {
@@ -490,8 +506,42 @@ def umbrella_schema() -> dict:
         ["enabled", "image", "entryPointUrl", "tlsVerify", "attempts", "intervalSeconds"],
     )
     services = {name: {"type": "object"} for name in SERVICE_ENV}  # each subchart checks its own
+    resources = obj({"requests": RESOURCE_PAIR, "limits": RESOURCE_PAIR}, ["requests", "limits"])
+    load = obj(
+        {
+            "enabled": BOOL,
+            "image": STRING,
+            "targetUrl": {"type": "string", "pattern": r"^(https?://\S+)?$"},
+            "users": integer(1, 100000),
+            "spawnRate": {"type": "number", "exclusiveMinimum": 0},
+            "rate": {"type": "number", "exclusiveMinimum": 0},
+            # Locust's --run-time: 90s, 10m, 1h30m.
+            "duration": {
+                "type": "string",
+                "pattern": r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$",
+                "minLength": 2,
+            },
+            "userClasses": {
+                "type": "array",
+                "items": {"enum": ["OriginalScenario", "RealisticMix"]},
+                "minItems": 1,
+                "uniqueItems": True,
+            },
+            "report": obj(
+                {
+                    "persistentVolumeClaim": {"anyOf": [NAME, {"const": ""}]},
+                    "sizeLimit": QUANTITY_MEMORY,
+                },
+                ["persistentVolumeClaim", "sizeLimit"],
+            ),
+            "resources": resources,
+        },
+        ["enabled", "users", "spawnRate", "rate", "duration", "userClasses", "report", "resources"],
+    )
     props = {
-        "global": obj({"image": obj({"registry": STRING, "tag": STRING})}, extra=True),
+        "global": obj(
+            {"image": obj({"registry": STRING, "tag": STRING, "published": PUBLISHED})}, extra=True
+        ),
         **services,
         "entryPoint": entry_point,
         "gateway": gateway,
@@ -501,6 +551,7 @@ def umbrella_schema() -> dict:
             ["defaultDeny", "gateway", "dns"],
         ),
         "tests": tests,
+        "load": load,
     }
     # Routed from outside (a Gateway or an Ingress) means: a public service keeps its
     # public port, which serves the route table's routes only, and its NetworkPolicy, which
