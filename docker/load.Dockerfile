@@ -11,8 +11,10 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 COPY docker/load.Dockerfile docker/cert[s] /tmp/certs/
 ARG LOCUST_VERSION=2.47.0
 # The CA bundle is needed by pip only: it is removed again with the build's certificates.
-RUN shopt -s nullglob \
-    && cat /etc/ssl/certs/ca-certificates.crt /tmp/certs/*.crt /tmp/certs/*.pem >/tmp/bundle.pem \
+RUN cp /etc/ssl/certs/ca-certificates.crt /tmp/bundle.pem \
+    && for f in /tmp/certs/*.crt /tmp/certs/*.pem; do \
+           if [ -f "$f" ]; then cat "$f" >>/tmp/bundle.pem; fi; \
+       done \
     && python -m venv /opt/venv \
     && PIP_CERT=/tmp/bundle.pem PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 \
        /opt/venv/bin/pip install --quiet "locust==${LOCUST_VERSION}" \

@@ -394,6 +394,12 @@ def at(path: str, schema: dict, required: bool = False) -> dict:
     return out
 
 
+# Above zero, as a number or as text (helm --set passes 0.5 as a string); RE2, no lookahead.
+POSITIVE_NUMBER_TEXT = {
+    "type": ["number", "string"],
+    "pattern": r"^([0-9]*[1-9][0-9]*(\.[0-9]+)?|[0-9]+\.[0-9]*[1-9][0-9]*)$",
+    "exclusiveMinimum": 0,
+}
 # Released images pinned by scripts/pin-images.py: one sha256 digest per image.
 DIGEST = {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"}
 PUBLISHED = obj(
@@ -513,8 +519,8 @@ def umbrella_schema() -> dict:
             "image": STRING,
             "targetUrl": {"type": "string", "pattern": r"^(https?://\S+)?$"},
             "users": integer(1, 100000),
-            "spawnRate": {"type": "number", "exclusiveMinimum": 0},
-            "rate": {"type": "number", "exclusiveMinimum": 0},
+            "spawnRate": POSITIVE_NUMBER_TEXT,
+            "rate": POSITIVE_NUMBER_TEXT,
             # Locust's --run-time: 90s, 10m, 1h30m.
             "duration": {
                 "type": "string",

@@ -49,7 +49,9 @@ def test_a_headless_run_keeps_its_report(tmp_path: Path) -> None:
     try:
         # Locust exits by itself after the run time; its exit code is non-zero on any
         # failed request (wait prints it).
-        status = compose("wait", "locust", env=settings, timeout=120).strip().splitlines()[-1]
+        waited = compose("wait", "locust", env=settings, timeout=120).strip()
+        # Compose prints the exit code alone or as 'container "..." exited with status code N'.
+        status = waited.split()[-1] if waited else ""
         logs = compose("logs", "--no-color", "locust", env=settings)
         assert status == "0", f"locust exited {status}:\n{logs[-3000:]}"
         compose("cp", "locust:/reports/.", str(tmp_path), env=settings)
