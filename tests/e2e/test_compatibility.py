@@ -5,7 +5,7 @@ original's contract.
 Each answer is checked field by field (202 with the body as the original's model read it and
 a new `deliveryId`; 200 with the reschedule; 204 for a cancel), and each request is followed
 to its end through the public API: the delivery shows the caller's values and reaches a
-scheduled stage. README, "Clients of the original", says what differs on purpose; the last
+scheduled stage. docs/api.md, "Clients of the original", says what differs on purpose; the last
 tests here pin those differences. What the original accepted and no drone can fly is in
 test_unplannable_requests.py.
 """
