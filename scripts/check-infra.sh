@@ -212,7 +212,7 @@ check "checkov: $AZURE_PIPELINE (azure_pipelines framework)" checkov_run "azure_
 devcontainer_reads() {
   local out; out=$(mktemp)
   "$TOOLS/node/node_modules/.bin/devcontainer" read-configuration --workspace-folder "$ROOT" \
-    --log-level error > "$out" || { rm -f "$out"; return 1; }
+    > "$out" || { rm -f "$out"; return 1; }
   "$PY" - "$out" <<'PY'
 import json, sys
 config = json.load(open(sys.argv[1]))["configuration"]
