@@ -85,11 +85,18 @@ def test_after_a_release_the_chart_defaults_to_the_pinned_digests(helm: str, pin
 
 
 @pytest.mark.parametrize(
-    "own", ["global.image.registry=myregistry.azurecr.io", "global.image.tag=abc123"]
+    ("own", "moved"),
+    [
+        ("global.image.registry=myregistry.azurecr.io", IMAGES),
+        ("global.image.tag=abc123", IMAGES),
+        ("ingestion.image.registry=myregistry.azurecr.io", ("ingestion",)),
+    ],
 )
-def test_own_images_win_over_the_pinned_ones(helm: str, pinned: Path, own: str) -> None:
+def test_own_images_win_over_the_pinned_ones(
+    helm: str, pinned: Path, own: str, moved: tuple[str, ...]
+) -> None:
     found = images(helm, pinned / "charts" / "drone-delivery", "--set", own)
-    assert not any("@sha256:" in ref for ref in found.values()), found
+    assert {name for name, ref in found.items() if "@sha256:" not in ref} == set(moved), found
 
 
 def test_after_a_release_compose_defaults_to_the_pinned_digests(pinned: Path) -> None:

@@ -28,12 +28,12 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- default (include "drone-service-lib.fullname" .) .Values.serviceAccount.name -}}
 {{- end -}}
 
-{{/* <registry>/drone-delivery/<service>:<tag>, or @digest when one is given. global wins over the chart's own registry and tag. Neither set, and a release pinned in global.image.published (the umbrella chart's default after a release): <published.registry>/drone-delivery-<service>:<tag>@<digest>. */}}
+{{/* <registry>/drone-delivery/<service>:<tag>, or @digest when one is given. global wins over the chart's own registry and tag. None of those set (nor the service's own repository, tag, digest or a registry other than localhost), and a release pinned in global.image.published (the umbrella chart's default after a release): <published.registry>/drone-delivery-<service>:<tag>@<digest>. */}}
 {{- define "drone-service-lib.image" -}}
 {{- $g := (.Values.global | default dict).image | default dict -}}
 {{- $pub := $g.published | default dict -}}
 {{- $pinned := index ($pub.digests | default dict) .Chart.Name | default "" -}}
-{{- $own := or $g.registry $g.tag .Values.image.repository .Values.image.tag .Values.image.digest -}}
+{{- $own := or $g.registry $g.tag .Values.image.repository .Values.image.tag .Values.image.digest (ne .Values.image.registry "localhost") -}}
 {{- if and $pub.registry $pub.tag $pinned (not $own) -}}
 {{- printf "%s/drone-delivery-%s:%s@%s" $pub.registry .Chart.Name $pub.tag $pinned -}}
 {{- else -}}
