@@ -207,24 +207,52 @@ check "checkov: $AZURE_PIPELINE (azure_pipelines framework)" checkov_run "azure_
   -f "$AZURE_PIPELINE" --framework azure_pipelines
 
 # ---------------------------------------------------------------- devcontainer
-# The devcontainer CLI parses the file (JSON with comments) and resolves it; its image is
-# built by docker where a registry serves the base and the features (not here).
-devcontainer_reads() {
+# The devcontainer CLI parses the file (JSON with comments) as VS Code and Codespaces do.
+# Its parser forgives a broken file (it keeps what it could read), so what it read must
+# hold everything `make run` and `make test` need; a truncated copy must fail the same
+# check. --docker-path /bin/true: reading needs no engine (the CLI asks docker only for an
+# existing container, and /bin/true answers "none"). The image is built where a registry
+# serves the base image and the features (not here).
+devcontainer_config_ok() {  # devcontainer_config_ok WORKSPACE
   local out; out=$(mktemp)
-  "$TOOLS/node/node_modules/.bin/devcontainer" read-configuration --workspace-folder "$ROOT" \
-    > "$out" || { rm -f "$out"; return 1; }
-  "$PY" - "$out" <<'PY'
-import json, sys
+  "$TOOLS/node/node_modules/.bin/devcontainer" read-configuration --workspace-folder "$1" \
+    --docker-path /bin/true > "$out" 2>/dev/null || { rm -f "$out"; return 1; }
+  "$PY" - "$out" "$1/.devcontainer" <<'PY'
+import json, pathlib, sys
 config = json.load(open(sys.argv[1]))["configuration"]
-features = set(config.get("features", {}))
+folder = pathlib.Path(sys.argv[2])
+problems = []
+if not (folder / config.get("build", {}).get("dockerfile", "-")).is_file():
+    problems.append("build.dockerfile names no file in .devcontainer/")
 need = {"ghcr.io/devcontainers/features/docker-in-docker:2", "ghcr.io/devcontainers/features/node:1"}
-missing = need - features
-print(f"devcontainer: {config['name']}, features {sorted(features)}, postCreate {config.get('postCreateCommand')!r}")
-sys.exit(f"missing features: {sorted(missing)}" if missing else 0)
+if missing := need - set(config.get("features", {})):
+    problems.append(f"features missing: {sorted(missing)}")
+if config.get("postCreateCommand") != "make setup":
+    problems.append("postCreateCommand is not `make setup`")
+if "ensure-servers.sh" not in str(config.get("postStartCommand")):
+    problems.append("postStartCommand does not start the servers (scripts/ensure-servers.sh)")
+if 8080 not in config.get("forwardPorts", []):
+    problems.append("make run's port 8080 is not forwarded")
+for p in problems:
+    print(f"  {p}")
+print(f"devcontainer {config.get('name')!r}: {len(problems)} problem(s)")
+sys.exit(1 if problems else 0)
 PY
   local rc=$?
   rm -f "$out"
   return $rc
+}
+devcontainer_reads() {
+  devcontainer_config_ok "$ROOT" || return 1
+  local broken; broken=$(mktemp -d)
+  mkdir "$broken/.devcontainer"
+  cp .devcontainer/Dockerfile "$broken/.devcontainer/"
+  head -c 400 .devcontainer/devcontainer.json > "$broken/.devcontainer/devcontainer.json"
+  if devcontainer_config_ok "$broken" >/dev/null; then
+    echo "a truncated devcontainer.json passed the check"; rm -rf "$broken"; return 1
+  fi
+  rm -rf "$broken"
+  echo "a truncated devcontainer.json is refused"
 }
 check ".devcontainer/devcontainer.json: devcontainer read-configuration" devcontainer_reads
 
