@@ -21,7 +21,7 @@ RESULTS ?= results
 .PHONY: help setup run run-servers test lint test-unit test-contract test-contract-rabbitmq4 \
         test-e2e test-e2e-servers \
         test-chaos test-charts test-compose test-infra compose-up compose-down loadtest bench \
-        bench-scaling bench-compose clean
+        bench-compare bench-scaling bench-compose clean
 
 help:
 	@echo "make run            the whole system on this machine at http://127.0.0.1:$(PORT) (Ctrl-C stops it)"
@@ -29,7 +29,8 @@ help:
 	@echo "make test           every test: lint, unit, contract, end-to-end, chaos, charts, compose"
 	@echo "make compose-up     docker compose up --wait: released images, or built here (BUILD=1); PROFILE=load adds Locust"
 	@echo "make loadtest       Locust, headless, against HOST (default the local entry point)"
-	@echo "make bench          figures on both footings (BENCH_REQUESTS=N), then bench-scaling; bench-compose: per workflow replica count"
+	@echo "make bench          figures on both footings (BENCH_REQUESTS=N, BENCH_FOOTINGS=servers for one), then bench-scaling; bench-compose: per workflow replica count"
+	@echo "make bench-compare  before/after: BENCH_BASE=<other checkout> (ROUNDS=2, BENCH_FOOTINGS=servers), alternating runs"
 	@echo "make bench-scaling  CPU per booking against backlog and fleet size (ASSIGN_STORE_URL=postgresql://... for PostgreSQL)"
 
 # uv itself is pinned and kept in a folder of its own, so a fresh machine needs only Python.
@@ -119,6 +120,13 @@ loadtest: setup
 bench: setup
 	$(RUN) python -m tests.benchmarks.bench
 	$(MAKE) bench-scaling
+
+# The same benchmark on another checkout's services and on this one's, alternately, ROUNDS
+# times each; a table of both and their medians.
+BENCH_BASE ?=
+ROUNDS ?= 2
+bench-compare: setup
+	BENCH_BASE="$(BENCH_BASE)" BENCH_ROUNDS=$(ROUNDS) $(RUN) python -m tests.benchmarks.compare
 
 # CPU per booking against backlog and fleet size, in one process (SQLite, or a PostgreSQL
 # server's URL in ASSIGN_STORE_URL): a table, results/bench/assignments-scaling-<store>.*

@@ -36,10 +36,10 @@ WORKDIR /src
 COPY pyproject.toml uv.lock ./
 RUN /opt/uv/bin/uv sync --frozen --no-dev --no-install-project --python "$(command -v python)"
 
-# The service's package and the shared ones it imports; no other service's code.
-# gateway: for its route table (routes.py), which the public services' public port obeys.
+# The service's package and the shared ones it imports (tests/unit/test_imports.py keeps
+# it so); no other service's code.
 ARG SERVICE
-ARG SHARED_PACKAGES="chassis contracts gateway"
+ARG SHARED_PACKAGES="chassis contracts"
 COPY services/ /src/services/
 RUN test -n "${SERVICE}" || { echo "build arg SERVICE is required" >&2; exit 1; } \
     && mkdir /app \

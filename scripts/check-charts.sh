@@ -86,7 +86,7 @@ mkdir -p "$OUT"
 helm version --short
 
 # ---------------------------------------------------------------- sources in sync
-check "route copies match services/gateway/routes.py (else run scripts/sync-chart-routes.sh)" \
+check "route copies match services/contracts/routes.py (else run scripts/sync-chart-routes.sh)" \
   scripts/sync-chart-routes.sh --check
 check "values.schema.json files match scripts/chart-schemas.py" python3 scripts/chart-schemas.py --check
 

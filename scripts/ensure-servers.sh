@@ -32,7 +32,7 @@ if ! up 5672; then
   rabbitmq-server -detached
   wait_up 5672 RabbitMQ
 fi
-# nginx -t checks the generated gateway config (tests/unit/test_nginx_config.py). The binary
+# nginx -t checks the generated gateway config (tests/unit/gateway/test_nginx.py). The binary
 # only: policy-rc.d keeps Debian from starting a daemon on port 80 during the install.
 if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
   guard=""

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Copy the public route table (services/gateway/routes.py) into the umbrella chart, which
+# Copy the public route table (services/contracts/routes.py) into the umbrella chart, which
 # builds its HTTPRoutes and Ingresses from it. check-charts.sh runs this with --check and
 # fails while a copy is stale.
 #
-#   files/routes.json          the table as gateway.routes prints it (the Ingress uses it)
+#   files/routes.json          the table as contracts.routes prints it (the Ingress uses it)
 #   files/gateway-routes.json  the same table for Gateway API HTTPRoutes: each pattern as a
 #                              regular expression without look-arounds (RE2, which Envoy and
 #                              so Istio use, has none; NGINX's PCRE takes either), anchored,
@@ -14,7 +14,7 @@ FILES=charts/drone-delivery/files
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-PYTHONPATH=services python3 -m gateway.routes > "$tmp/routes.json"
+PYTHONPATH=services python3 -m contracts.routes > "$tmp/routes.json"
 PYTHONPATH=services python3 - "$tmp/gateway-routes.json" <<'PY'
 """Rewrite the route table's look-aheads as plain alternatives, exactly.
 
@@ -27,7 +27,7 @@ import json
 import re
 import sys
 
-from gateway import routes
+from contracts import routes
 
 ALL = sorted(set("-.~_") | {chr(c) for c in range(48, 58)} | {chr(c) for c in range(65, 91)}
              | {chr(c) for c in range(97, 123)})

@@ -58,7 +58,15 @@ def create_service_app(
             yield
             health.drain()  # already draining after SIGTERM; also when stopped otherwise
 
-    app = FastAPI(title=name, summary=summary, version="0.1.0", lifespan=lifespan)
+    # FastAPI's own telemetry off: the chassis instruments every app itself (telemetry.py),
+    # and FastAPI's would otherwise look for that instrumentation again on every request.
+    app = FastAPI(
+        title=name,
+        summary=summary,
+        version="0.1.0",
+        lifespan=lifespan,
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
     app.state.health = health
     install_problem_handlers(app)
     document_problems(app)

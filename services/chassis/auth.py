@@ -5,14 +5,17 @@ JWKS, fetched and cached), its issuer and audience are this API's, and it has no
 What it may do comes from its delegated scopes (`scp`, a user signed in to a client app)
 or its application roles (`roles`, an app calling as itself):
 
-  write  Deliveries.Write (scope or role)   POST, PATCH, DELETE /api/deliveryrequests...
-  read   Deliveries.Read  (scope or role)   GET /api/deliveries/{id}[/status]
-  admin  Deliveries.Admin (role)            sees and acts for every owner
+  write  (scope or role)   what changes the owner's resources
+  read   (scope or role)   what reads them
+  admin  (role)            sees and acts for every owner
+
+What those are called, and the realm clients are challenged with, is the application's
+(PermissionNames, passed by each service: contracts/access.py).
 
 A caller's owner id is one claim of its token (AUTH_OWNER_CLAIM, default `oid`: the
 object id of the user or application in the tenant, present in every Entra ID token and
-never reassigned). A delivery request's `ownerId` must be the caller's own, and a caller
-reads only its own deliveries, unless it is an admin. A tenant whose owners are accounts
+never reassigned). A request on the owner's behalf must name the caller's own id, and a
+caller reads only what it owns, unless it is an admin. A tenant whose owners are accounts
 rather than people can issue a custom claim instead (e.g. a directory extension) and name
 it here.
 
@@ -37,7 +40,7 @@ Configuration, from the environment:
   AUTH_JWKS_URL         default https://login.microsoftonline.com/<tenant>/discovery/v2.0/keys
   AUTH_OWNER_CLAIM      default oid
   AUTH_WRITE_PERMISSION, AUTH_READ_PERMISSION, AUTH_ADMIN_ROLE
-                        default Deliveries.Write, Deliveries.Read, Deliveries.Admin
+                        default the application's (PermissionNames)
   AUTH_JWKS_CACHE_SECONDS, AUTH_JWKS_TIMEOUT_SECONDS, AUTH_JWKS_LAST_GOOD_SECONDS
                         default 3600, 5, 86400 (see above)
 """
@@ -51,7 +54,7 @@ import math
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from enum import Enum
 from typing import Annotated, Any, Self
@@ -87,9 +90,10 @@ class AuthSettings(BaseSettings):
     jwks_url: str = ""
     authority_host: str = "https://login.microsoftonline.com"
     owner_claim: str = "oid"
-    write_permission: str = "Deliveries.Write"
-    read_permission: str = "Deliveries.Read"
-    admin_role: str = "Deliveries.Admin"
+    # Empty: the application's own names (PermissionNames); set to rename one here.
+    write_permission: str = ""
+    read_permission: str = ""
+    admin_role: str = ""
     # Clock skew allowed on exp/nbf/iat, and how long fetched keys are trusted before a
     # refetch (an unknown key id refetches at once: Entra ID rolls its keys).
     leeway_seconds: float = Field(60.0, ge=0, le=300)
@@ -128,6 +132,24 @@ class AuthSettings(BaseSettings):
 
 
 @dataclass(frozen=True)
+class PermissionNames:
+    """What the application calls itself (the bearer realm) and its permissions."""
+
+    realm: str
+    write: str
+    read: str
+    admin: str
+
+    def renamed_by(self, settings: AuthSettings) -> PermissionNames:
+        return PermissionNames(
+            realm=self.realm,
+            write=settings.write_permission or self.write,
+            read=settings.read_permission or self.read,
+            admin=settings.admin_role or self.admin,
+        )
+
+
+@dataclass(frozen=True)
 class Caller:
     """Who made a request, as its token says."""
 
@@ -146,10 +168,12 @@ class Caller:
 ANONYMOUS = Caller(subject="", owner_id="", unrestricted=True)
 
 
-def _bearer_error(status_code: int, error: str, description: str, **params: str) -> HTTPException:
+def _bearer_error(
+    realm: str, status_code: int, error: str, description: str, **params: str
+) -> HTTPException:
     # RFC 6750 section 3: the challenge names what was wrong; a request without any
     # credentials gets the bare challenge.
-    parts = ['Bearer realm="drone-delivery"']
+    parts = [f'Bearer realm="{realm}"']
     if error:
         parts += [f'error="{error}"', f'error_description="{description}"']
     parts += [f'{k}="{v}"' for k, v in params.items()]
@@ -259,8 +283,9 @@ class SigningKeys:
 class Authenticator:
     """Checks bearer tokens against one tenant's keys; one per app."""
 
-    def __init__(self, settings: AuthSettings) -> None:
+    def __init__(self, settings: AuthSettings, names: PermissionNames) -> None:
         self.settings = settings
+        self.names = names.renamed_by(settings)
         self._keys = SigningKeys(settings) if settings.enabled else None
 
     def describe(self) -> str:
@@ -268,7 +293,7 @@ class Authenticator:
         if not s.enabled:
             return (
                 "API authentication is OFF (AUTH_ENABLED is not true): the public routes "
-                "accept any caller and every owner's deliveries are readable. Set "
+                "accept any caller and what every owner has is readable. Set "
                 "AUTH_ENABLED=true, AUTH_TENANT_ID and AUTH_AUDIENCE to require Entra ID tokens."
             )
         return (
@@ -279,16 +304,13 @@ class Authenticator:
     async def caller(self, authorization: str | None, permission: Permission) -> Caller:
         if self._keys is None:
             return ANONYMOUS
-        token = _bearer_token(authorization)
+        token = _bearer_token(authorization, self.names.realm)
         claims = await self._verified_claims(token)
         caller = self._caller_of(claims)
-        needed = (
-            self.settings.write_permission
-            if permission is Permission.WRITE
-            else self.settings.read_permission
-        )
+        needed = self.names.write if permission is Permission.WRITE else self.names.read
         if not (caller.admin or needed in caller.scopes or needed in caller.roles):
             raise _bearer_error(
+                self.names.realm,
                 status.HTTP_403_FORBIDDEN,
                 "insufficient_scope",
                 f"the token grants neither the scope nor the role {needed}",
@@ -317,17 +339,8 @@ class Authenticator:
                 "the token could not be checked (signing keys unavailable); retry later",
                 headers={"Retry-After": str(int(RETRY_FETCH_SECONDS))},
             ) from e
-        except jwt.ExpiredSignatureError as e:
-            raise _bearer_error(401, "invalid_token", "the token has expired") from e
-        except jwt.InvalidAudienceError as e:
-            raise _bearer_error(401, "invalid_token", "the token is not for this API") from e
-        except jwt.InvalidIssuerError as e:
-            raise _bearer_error(401, "invalid_token", "the token is from another issuer") from e
-        except jwt.InvalidSignatureError as e:
-            raise _bearer_error(401, "invalid_token", "the token signature is invalid") from e
         except (jwt.PyJWTError, ValueError) as e:
-            # Malformed, unknown key id, missing claims, not yet valid, wrong algorithm.
-            raise _bearer_error(401, "invalid_token", "the token is not valid") from e
+            raise _bearer_error(self.names.realm, 401, "invalid_token", _why_invalid(e)) from e
         return claims
 
     def _caller_of(self, claims: dict[str, Any]) -> Caller:
@@ -335,7 +348,10 @@ class Authenticator:
         owner = claims.get(s.owner_claim)
         if not isinstance(owner, str) or not owner:
             raise _bearer_error(
-                401, "invalid_token", f"the token has no {s.owner_claim!r} claim to own deliveries"
+                self.names.realm,
+                401,
+                "invalid_token",
+                f"the token has no {s.owner_claim!r} claim to name its owner",
             )
         scp = claims.get("scp", "")
         roles = claims.get("roles", [])
@@ -350,28 +366,49 @@ class Authenticator:
             owner_id=owner,
             scopes=scopes,
             roles=role_set,
-            admin=s.admin_role in role_set,
+            admin=self.names.admin in role_set,
         )
 
 
-def _bearer_token(authorization: str | None) -> str:
+# What a client is told of a token that failed a check, most specific first.
+_INVALID_TOKEN = (
+    (jwt.ExpiredSignatureError, "the token has expired"),
+    (jwt.InvalidAudienceError, "the token is not for this API"),
+    (jwt.InvalidIssuerError, "the token is from another issuer"),
+    (jwt.InvalidSignatureError, "the token signature is invalid"),
+)
+
+
+def _why_invalid(error: Exception) -> str:
+    # Otherwise: malformed, unknown key id, missing claims, not yet valid, wrong algorithm.
+    return next(
+        (why for kind, why in _INVALID_TOKEN if isinstance(error, kind)), "the token is not valid"
+    )
+
+
+def _bearer_token(authorization: str | None, realm: str) -> str:
     if not authorization:
-        raise _bearer_error(status.HTTP_401_UNAUTHORIZED, "", "a bearer token is required")
+        raise _bearer_error(realm, status.HTTP_401_UNAUTHORIZED, "", "a bearer token is required")
     scheme, _, token = authorization.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise _bearer_error(
-            status.HTTP_401_UNAUTHORIZED, "invalid_request", "use Authorization: Bearer <token>"
+            realm,
+            status.HTTP_401_UNAUTHORIZED,
+            "invalid_request",
+            "use Authorization: Bearer <token>",
         )
     return token.strip()
 
 
-def authenticator(app: FastAPI) -> Authenticator:
+def authenticator(app: FastAPI, names: PermissionNames | None = None) -> Authenticator:
     """The app's authenticator: `app.state.auth` if the composition root set one, otherwise
-    made once from the environment (AuthSettings) and logged."""
+    made once from the environment (AuthSettings) and the application's `names`, and logged."""
     found = getattr(app.state, "auth", None)
     if isinstance(found, Authenticator):
         return found
-    made = Authenticator(AuthSettings())
+    if names is None:
+        raise RuntimeError("authentication is not set up: give the router auth_lifespan(names)")
+    made = Authenticator(AuthSettings(), names)
     app.state.auth = made
     (log.info if made.settings.enabled else log.warning)(
         made.describe(), extra={"event": "auth", "enabled": made.settings.enabled}
@@ -379,12 +416,16 @@ def authenticator(app: FastAPI) -> Authenticator:
     return made
 
 
-@asynccontextmanager
-async def auth_lifespan(app: FastAPI) -> AsyncIterator[None]:
+def auth_lifespan(names: PermissionNames) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """For a router's `lifespan`: settle (and log) authentication at start-up, so a bad
     configuration stops the service instead of failing its first request."""
-    authenticator(app)
-    yield
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        authenticator(app, names)
+        yield
+
+    return lifespan
 
 
 def require(permission: Permission) -> Callable[[Request], Awaitable[Caller]]:

@@ -7,6 +7,7 @@ serving for `drain_seconds`, then stops accepting, lets in-flight requests finis
 
 from __future__ import annotations
 
+import gc
 import logging
 import socket
 import threading
@@ -48,10 +49,12 @@ class DrainingServer(uvicorn.Server):
         self.should_exit = True
 
 
-def serve(app: FastAPI, settings: ServiceSettings, service: str) -> None:
+def serve(app: FastAPI, settings: ServiceSettings, service: str, *, namespace: str) -> None:
+    """Serve `app` as `service`, one of the application `namespace`'s (its traces say so)."""
     configure_logging(service, settings.log_level)
     exporter = configure_telemetry(
         service,
+        namespace=namespace,
         live_metrics=settings.azure_monitor_live_metrics,
         offline_storage=settings.azure_monitor_offline_storage,
     )
@@ -74,6 +77,10 @@ def serve(app: FastAPI, settings: ServiceSettings, service: str) -> None:
             _listen(settings.host, settings.port),
             _listen(settings.host, settings.public_port),
         ]
+    # What start-up made (modules, the app, its routes and models) lives as long as the
+    # process: out of the collector's way, a full collection no longer walks it all again.
+    gc.collect()
+    gc.freeze()
     try:
         DrainingServer(config, app.state.health, settings.drain_seconds).run(sockets=sockets)
     finally:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from fastapi import FastAPI
+from opentelemetry import context as context_api
 from opentelemetry import propagate, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context
@@ -38,6 +40,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from starlette.applications import Starlette
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +49,14 @@ OTLP = "otlp"
 NO_EXPORT = "none"
 
 # Probes and scrapes would drown the traces that matter.
-UNTRACED_URLS = r"://[^/]+/(health/(live|ready)|healthz|metrics)$"
+_UNTRACED_PATH = r"/(health/(live|ready)|healthz|metrics)"
+UNTRACED_URLS = rf"://[^/]+{_UNTRACED_PATH}$"
 # The ASGI "receive"/"send" child spans say nothing an operator needs and cost a span each.
 _NO_ASGI_EVENT_SPANS: list[Any] = ["receive", "send"]
 
 _configured: str | None = None
-_tracer = trace.get_tracer("drone-delivery")  # a proxy until a provider is set
+# A proxy until a provider is set; named after the application once one is.
+_tracer = trace.get_tracer(__name__)
 
 
 def choose_exporter(environ: Mapping[str, str]) -> str:
@@ -70,20 +75,21 @@ def choose_exporter(environ: Mapping[str, str]) -> str:
 
 
 def configure_telemetry(
-    service: str, *, live_metrics: bool = True, offline_storage: bool = True
+    service: str, *, namespace: str, live_metrics: bool = True, offline_storage: bool = True
 ) -> str:
     """Set the process's tracer provider and propagator; return the exporter chosen.
 
     Called once per process, before serving. Apps instrumented earlier pick the provider
     up then (OpenTelemetry hands out proxies until a provider is set).
     """
-    global _configured
+    global _configured, _tracer
     if _configured is not None:
         return _configured
     propagate.set_global_textmap(
         CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
     )
-    resource = Resource.create({"service.name": service, "service.namespace": "drone-delivery"})
+    _tracer = trace.get_tracer(namespace)
+    resource = Resource.create({"service.name": service, "service.namespace": namespace})
     exporter = choose_exporter(os.environ)
     if exporter == AZURE_MONITOR:
         _configure_azure_monitor(
@@ -167,8 +173,19 @@ def shutdown_telemetry() -> None:
 # ---- HTTP ---------------------------------------------------------------------------
 
 
+def records_spans(environ: Mapping[str, str]) -> bool:
+    """Whether this process's spans can be recorded: with an exporter, or with a sampler
+    chosen by OTEL_TRACES_SAMPLER. Without either no span is ever recorded, unless a caller
+    sampled its trace, and then it goes nowhere."""
+    return choose_exporter(environ) != NO_EXPORT or bool(environ.get("OTEL_TRACES_SAMPLER"))
+
+
 def instrument_app(app: FastAPI) -> None:
-    """A SERVER span for every route (named by its template), none for probes and scrapes."""
+    """A SERVER span for every route (named by its template), none for probes and scrapes.
+    With nothing to record them, only the trace context (see TraceContextOnly)."""
+    if not records_spans(os.environ):
+        app.add_middleware(TraceContextOnly)
+        return
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
     FastAPIInstrumentor.instrument_app(
@@ -178,6 +195,9 @@ def instrument_app(app: FastAPI) -> None:
 
 def instrument_starlette(app: Starlette, span_details: Any) -> None:
     """The same for a plain Starlette app; `span_details(scope)` gives (name, attributes)."""
+    if not records_spans(os.environ):
+        app.add_middleware(TraceContextOnly)
+        return
     from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
     app.add_middleware(
@@ -186,6 +206,39 @@ def instrument_starlette(app: Starlette, span_details: Any) -> None:
         default_span_details=span_details,
         exclude_spans=_NO_ASGI_EVENT_SPANS,
     )
+
+
+_CONTEXT_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
+_UNTRACED = re.compile(_UNTRACED_PATH)
+
+
+class TraceContextOnly:
+    """ASGI middleware for a process that records no spans: each request still runs in a
+    span context of its own, the caller's trace continued (or a new one), so log lines
+    carry its ids and calls made meanwhile pass `traceparent` on; but none of the span
+    attributes, timings and response wrapping the full instrumentation costs per request,
+    for a span that would not be recorded."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or _UNTRACED.fullmatch(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        carrier = {
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in scope["headers"]
+            if name in _CONTEXT_HEADERS
+        }
+        parent = propagate.extract(carrier) if carrier else None
+        span = _tracer.start_span(scope["method"], context=parent, kind=SpanKind.SERVER)
+        token = context_api.attach(trace.set_span_in_context(span, parent))
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            context_api.detach(token)
+            span.end()
 
 
 @contextmanager
@@ -243,9 +296,9 @@ class MessagingTarget:
         parts = urlsplit(url)
         query = parse_qs(parts.query)
         if parts.scheme == "servicebus":
-            return cls("servicebus", parts.path.strip("/") or "deliveryrequests")
+            return cls("servicebus", parts.path.strip("/"))
         system = "rabbitmq" if parts.scheme in ("amqp", "amqps") else parts.scheme
-        return cls(system, query.get("queue", ["deliveryrequests"])[0])
+        return cls(system, query.get("queue", [""])[0])
 
 
 def _messaging_attributes(

@@ -26,6 +26,9 @@ from contracts.vocabulary import (
     Weight,
 )
 
+# The queue ingestion sends to and workflow receives from, when the queue URL names none.
+QUEUE = "deliveryrequests"
+
 Location = str  # free text or "latitude,longitude[,altitude]", as clients sent it
 
 

@@ -6,10 +6,10 @@ from fastapi import FastAPI
 
 from chassis.app import create_service_app
 from chassis.stores import open_collections
+from contracts.routes import routed_to
 from delivery.config import Settings
 from delivery.router import router
 from delivery.service import DELIVERIES
-from gateway.routes import routed_to
 
 SERVICE = "delivery"
 

@@ -4,9 +4,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
-from chassis.auth import Caller, ReaderDep, WriterDep, auth_lifespan
+from chassis.auth import Caller, PermissionNames, ReaderDep, WriterDep, auth_lifespan
 from chassis.documents import DocumentStore
 from chassis.problems import problem_responses
+from contracts.access import ADMIN_ROLE, APPLICATION, READ_PERMISSION, WRITE_PERMISSION
 from contracts.vocabulary import ResourceId
 from delivery import service
 from delivery.dependencies import StoreDep
@@ -22,7 +23,10 @@ from delivery.schemas import (
     NotifyMeRequest,
 )
 
-router = APIRouter(prefix="/api/deliveries", tags=["deliveries"], lifespan=auth_lifespan)
+ACCESS = PermissionNames(
+    realm=APPLICATION, write=WRITE_PERMISSION, read=READ_PERMISSION, admin=ADMIN_ROLE
+)
+router = APIRouter(prefix="/api/deliveries", tags=["deliveries"], lifespan=auth_lifespan(ACCESS))
 
 DeliveryId = Annotated[ResourceId, Path()]
 

@@ -4,11 +4,11 @@ a newer one; a cancellation is final."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from chassis.documents import Collection, ConcurrencyConflict, DocumentExists, DocumentStore
+from chassis.documents import Collection, DocumentExists, DocumentStore
+from chassis.documents.updates import Change, update_with_retry
 from delivery.models import Status, status_of
 from delivery.schemas import (
     Confirmation,
@@ -20,7 +20,6 @@ from delivery.schemas import (
 )
 
 DELIVERIES = Collection(name="deliveries", indexed=("ownerId", "month"), partition_key="id")
-MAX_CONFLICTS = 20
 
 
 class DeliveryCancelled(Exception):
@@ -189,24 +188,12 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-Change = Callable[[dict[str, Any]], dict[str, Any] | None]
-
-
 async def _update(store: DocumentStore, delivery_id: str, change: Change) -> dict[str, Any]:
     """Apply `change` with optimistic concurrency; a None change leaves the document as is."""
-    for _ in range(MAX_CONFLICTS):
-        doc = await store.get(delivery_id)
-        if doc is None:
-            raise DeliveryMissing(delivery_id)
-        new = change(doc.body)
-        if new is None or new == doc.body:
-            return doc.body
-        try:
-            await store.replace(delivery_id, new, etag=doc.etag)
-            return new
-        except ConcurrencyConflict:
-            continue
-    raise ConcurrencyConflict(delivery_id)
+    body = await update_with_retry(store, delivery_id, change)
+    if body is None:
+        raise DeliveryMissing(delivery_id)
+    return body
 
 
 async def reschedule(*, store: DocumentStore, delivery_id: str, data: DeliveryReschedule) -> None:

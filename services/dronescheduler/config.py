@@ -15,3 +15,7 @@ class Settings(ServiceSettings):
     # A booking claim older than this belongs to a booker that died: another call may take
     # it over (service.py). Lowered only by tests that freeze a replica past it.
     claim_stale_after_seconds: float = Field(30.0, gt=0, le=3600)
+    # How long a replica books on what it knows of the fleet before listing it again
+    # (fleet.py): a drone another replica freed may be passed over until then, never
+    # double-booked (the drone's ETag decides).
+    fleet_resync_seconds: float = Field(10.0, gt=0, le=3600)

@@ -11,9 +11,10 @@ drone repositions across it, which is not planned as a trip.)
 from __future__ import annotations
 
 import bisect
-import itertools
 import math
+import operator
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -155,6 +156,73 @@ class Window:
         )
 
 
+@dataclass(frozen=True)
+class _Timeline:
+    """A schedule as planning searches it, kept up to date window by window rather than
+    rebuilt (a long backlog costs a booking no walk over it): departures and drop-offs in
+    time order, for bisecting; the windows as stored rows; and a circle holding every
+    place the drone flies from or to, whatever gap a trip takes (a bound on its flights)."""
+
+    departures: list[datetime]
+    etas: list[datetime]  # windows never overlap: in order too
+    rows: list[list[Any]]
+    centre: Location
+    radius: float  # miles
+    # The longest time between two booked windows (no less: once-long gaps may have gone
+    # by), a bound on what trip any of them could hold.
+    widest_gap: timedelta
+
+    @classmethod
+    def of(cls, drone: Drone) -> _Timeline:
+        s = drone.schedule
+        centre = drone.last_location
+        places = (*(w.dropoff for w in s), *(w.departure_location for w in s))
+        departures, etas = [w.departure for w in s], [w.delivery_eta for w in s]
+        return cls(
+            departures,
+            etas,
+            [w.to_row() for w in s],
+            centre,
+            max((miles_between(centre, p) for p in places), default=0.0),
+            _widest(departures, etas),
+        )
+
+    def inserted(self, at: int, w: Window) -> _Timeline:
+        radius = max(
+            self.radius,
+            miles_between(self.centre, w.dropoff),
+            miles_between(self.centre, w.departure_location),
+        )
+        departures = [*self.departures[:at], w.departure, *self.departures[at:]]
+        etas = [*self.etas[:at], w.delivery_eta, *self.etas[at:]]
+        widest = self.widest_gap
+        if 0 < at < len(self.departures) and self.departures[at] - self.etas[at - 1] >= widest:
+            widest = _widest(departures, etas)  # the widest gap was split: look again
+        return _Timeline(
+            departures,
+            etas,
+            [*self.rows[:at], w.to_row(), *self.rows[at:]],
+            self.centre,
+            radius,
+            widest,
+        )
+
+    def dropped(self, done: int) -> _Timeline:
+        """Without the first `done` windows (the circle still holds what is left)."""
+        return _Timeline(
+            self.departures[done:],
+            self.etas[done:],
+            self.rows[done:],
+            self.centre,
+            self.radius,
+            self.widest_gap,
+        )
+
+
+def _widest(departures: list[datetime], etas: list[datetime]) -> timedelta:
+    return max(map(operator.sub, departures[1:], etas[:-1]), default=timedelta(0))
+
+
 # A fence outlives any booker that could still write behind it: a booking call that has
 # been paused for a day is long abandoned by its caller.
 FENCE_KEPT_FOR = timedelta(days=1)
@@ -186,6 +254,11 @@ class Drone:
             return max(now, last.delivery_eta), last.dropoff
         return now, self.last_location
 
+    @property
+    def widest_gap(self) -> timedelta:
+        """No gap between two of this drone's windows is longer."""
+        return self._timeline.widest_gap
+
     def window_for(self, delivery_id: str) -> Window | None:
         return next((w for w in self.schedule if w.delivery_id == delivery_id), None)
 
@@ -203,60 +276,58 @@ class Drone:
         work out a drone's slots once it is clear they all come too late."""
         mph = EXPEDITED_MPH if trip.expedited else CRUISE_MPH
         carrying = trip.carry_miles
-        # No trip is shorter than loading plus the carry, and none picks up before the slot
-        # starts or before its pickup time: so no slot drops off sooner than that, wherever
-        # the drone is. Known before working out any flight, it passes over the gaps that
-        # cannot hold the trip and stops at the slots that cannot beat the best.
+        line = self._timeline
+        # No trip is shorter than loading plus the carry, none picks up before the slot
+        # starts or before its pickup time, and none flies less to the pickup (or on from
+        # the drop-off) than the trip's distance from the circle holding every place this
+        # drone flies from or to. Known before working out any flight, these pass over the
+        # gaps that cannot hold the trip and stop at the slots that cannot beat the best.
         shortest = LOADING + timedelta(hours=carrying / mph)
-        best: Window | None = None
-        # Slots ending before the trip could even start would all be passed over: skip them.
+        to_pickup = timedelta(
+            hours=max(0.0, miles_between(line.centre, trip.pickup) - line.radius) / mph
+        )
+        fly_on = timedelta(
+            hours=max(0.0, miles_between(line.centre, trip.dropoff) - line.radius) / CRUISE_MPH
+        )
         first = now if trip.earliest_pickup is None else max(now, trip.earliest_pickup)
-        slots = self._slots
-        for free_after, here, following in itertools.islice(
-            slots, bisect.bisect_left(self._slot_ends, first + shortest), None
-        ):
-            free_at = now if free_after is None else max(now, free_after)
-            start = free_at if trip.earliest_pickup is None else max(free_at, trip.earliest_pickup)
-            soonest = start + shortest
+        schedule = self.schedule
+        best: Window | None = None
+        # Gaps ending before the trip could even be over are passed over by bisecting.
+        for k in range(bisect.bisect_left(line.departures, first + shortest), len(schedule) + 1):
+            if k:
+                free_after, here = schedule[k - 1].delivery_eta, schedule[k - 1].dropoff
+                free_at = max(now, free_after)
+            else:
+                free_at, here = now, self.last_location
+            soonest = max(free_at + to_pickup, first) + shortest
             if best is not None and soonest >= best.delivery_eta:
                 break  # every later slot drops off after the best one
             if deadline is not None and soonest > deadline:
                 break
-            if following is not None and following.departure < soonest:
-                continue
+            following = schedule[k] if k < len(schedule) else None
+            if following is not None:
+                if following.departure < soonest + fly_on:
+                    continue
+                # When this gap would drop off (what _trip works out, exactly), and whether
+                # the drone can fly on in time: known before the window is made.
+                reach = timedelta(hours=miles_between(here, trip.pickup) / mph)
+                drop = max(free_at + reach, first) + shortest
+                if following.departure < drop + fly_on or (
+                    best is not None and drop >= best.delivery_eta
+                ):
+                    continue
+                if drop + _flight(trip.dropoff, following.departure_location) > following.departure:
+                    continue
             window = self._trip(trip, carrying, free_at, here, mph)
-            fits = following is None or (
-                window.delivery_eta + _flight(window.dropoff, following.departure_location)
-                <= following.departure
-            )
-            if fits and (best is None or window.delivery_eta < best.delivery_eta):
+            if best is None or window.delivery_eta < best.delivery_eta:
                 best = window
         if best is not None and deadline is not None and best.delivery_eta > deadline:
             return None
         return best
 
     @cached_property
-    def _slots(self) -> list[tuple[datetime | None, Location, Window | None]]:
-        """Where a trip could go: (free after, from where, the window it must end before),
-        in time order, the last one open-ended. Gaps shorter than loading can hold no trip
-        and are left out, so planning looks at the gaps, not at every booked window. (The
-        first slot starts whenever planning happens: free after None.)"""
-        slots: list[tuple[datetime | None, Location, Window | None]] = []
-        free_after: datetime | None = None
-        here = self.last_location
-        for following in self.schedule:
-            if free_after is None or following.departure - free_after >= LOADING:
-                slots.append((free_after, here, following))
-            free_after, here = following.delivery_eta, following.dropoff
-        slots.append((free_after, here, None))
-        return slots
-
-    @cached_property
-    def _slot_ends(self) -> list[datetime]:
-        """When each slot must be over by (the next window's departure), for bisecting."""
-        return [
-            _NEVER if following is None else following.departure for *_, following in self._slots
-        ]
+    def _timeline(self) -> _Timeline:
+        return _Timeline.of(self)
 
     @staticmethod
     def _trip(
@@ -281,29 +352,40 @@ class Drone:
         )
 
     def with_window(self, window: Window, now: datetime) -> Drone:
+        """With the window added where its departure puts it. The schedule it goes into has
+        no overlap, so only its two neighbours can overlap it: checked, not the whole."""
         pruned = self.pruned(now)
-        schedule = tuple(sorted((*pruned.schedule, window), key=lambda w: w.departure))
-        for before, after in itertools.pairwise(schedule):
-            if before.delivery_eta > after.departure:
-                raise DoubleBooking(f"{self.id}: {before.delivery_id} overlaps {after.delivery_id}")
-        return replace(pruned, schedule=schedule)
+        line, schedule = pruned._timeline, pruned.schedule
+        at = bisect.bisect_right(line.departures, window.departure)
+        if at and schedule[at - 1].delivery_eta > window.departure:
+            raise DoubleBooking(
+                f"{self.id}: {schedule[at - 1].delivery_id} overlaps {window.delivery_id}"
+            )
+        if at < len(schedule) and window.delivery_eta > schedule[at].departure:
+            raise DoubleBooking(
+                f"{self.id}: {window.delivery_id} overlaps {schedule[at].delivery_id}"
+            )
+        booked = replace(pruned, schedule=(*schedule[:at], window, *schedule[at:]))
+        booked.__dict__["_timeline"] = line.inserted(at, window)
+        return booked
 
     def without(self, delivery_id: str, now: datetime) -> Drone:
         kept = tuple(w for w in self.schedule if w.delivery_id != delivery_id)
         return replace(self, schedule=kept).pruned(now)
 
     def pruned(self, now: datetime) -> Drone:
-        done = [w for w in self.schedule if w.delivery_eta <= now]
+        line = self._timeline
+        done = bisect.bisect_right(line.etas, now)  # windows never overlap: ends in order too
         if not done:
             return self
-        return replace(
-            self,
-            last_location=done[-1].dropoff,
-            schedule=tuple(w for w in self.schedule if w.delivery_eta > now),
+        kept = replace(
+            self, last_location=self.schedule[done - 1].dropoff, schedule=self.schedule[done:]
         )
+        kept.__dict__["_timeline"] = line.dropped(done)
+        return kept
 
     def to_json(self) -> dict[str, Any]:
-        body = {**self._where(), "schedule": [w.to_row() for w in self.schedule]}
+        body = {**self._where(), "schedule": list(self._timeline.rows)}
         if self.fences:
             body["fences"] = [[d, token, _micros(at)] for d, token, at in self.fences]
         return body
@@ -357,19 +439,53 @@ def best_drone(
     fleet: list[Drone], trip: TripRequest, now: datetime, rng: random.Random
 ) -> tuple[Drone, Window]:
     """The drone that would drop off soonest (one of the equally good, at random)."""
+    return best_nearby([(None, fleet)], trip, now, rng)
+
+
+Ring = tuple[datetime | None, Iterable[Drone]]
+
+
+def best_nearby(
+    rings: Iterable[Ring],
+    trip: TripRequest,
+    now: datetime,
+    rng: random.Random,
+    choices: int | None = None,
+    enough: int | None = None,
+) -> tuple[Drone, Window]:
+    """As `best_drone`, over drones in rings outward from the pickup, each with the soonest
+    any drone in it or further out could drop off (None: unknown). The rings stop once none
+    further out could be as good, or (with `choices`) once that many equally good drones
+    are found and none further out could be better: a large fleet is not planned whole.
+    With `enough`, the rings also stop once that many drones have been looked at and one
+    can carry the trip: the soonest of the nearest, not of a whole crowded city (where
+    every drone within a trip's reach might, just, fit it into a gap)."""
     # Drones free soonest first: the best drop-off found early rules the others out sooner
     # (a drone that cannot come within EQUALLY_GOOD of it is not planned to the end).
     options: list[tuple[Drone, Window]] = []
     best_eta: datetime | None = None
-    for drone in sorted(fleet, key=lambda d: d.free_from(now)[0]):
-        deadline = None if best_eta is None else best_eta + EQUALLY_GOOD
-        window = drone.plan_within(trip, now, deadline)
-        if window is None:
-            continue
-        options.append((drone, window))
-        if best_eta is None or window.delivery_eta < best_eta:
-            best_eta = window.delivery_eta
-    assert best_eta is not None  # the first drone planned has no deadline
+    looked = 0
+    for soonest, ring in rings:
+        if best_eta is not None and enough is not None and looked >= enough:
+            break
+        if best_eta is not None and soonest is not None:
+            if soonest - best_eta > EQUALLY_GOOD:
+                break
+            if choices is not None and soonest >= best_eta:
+                found = sum(w.delivery_eta - best_eta <= EQUALLY_GOOD for _, w in options)
+                if found >= choices:
+                    break
+        for drone in sorted(ring, key=lambda d: d.free_from(now)[0]):
+            looked += 1
+            deadline = None if best_eta is None else best_eta + EQUALLY_GOOD
+            window = drone.plan_within(trip, now, deadline)
+            if window is None:
+                continue
+            options.append((drone, window))
+            if best_eta is None or window.delivery_eta < best_eta:
+                best_eta = window.delivery_eta
+    if best_eta is None:
+        raise LookupError("no drone in the fleet")
     good = sorted(
         (o for o in options if o[1].delivery_eta - best_eta <= EQUALLY_GOOD),
         key=lambda o: (o[1].delivery_eta, o[0].id),

@@ -16,6 +16,11 @@ neither book a second drone (its intent write fails on the claim's ETag) nor the
 (fenced). A cancel takes the claim the same way, whatever state the booking is in: it is
 the last word on a delivery, and a late or repeated request for it answers "cancelled".
 
+A booking does not list the fleet: it plans on what this process knows of it (fleet.py),
+the drones around the pickup ring by ring, and writes its drone on the ETag it knows; a
+drone another replica changed meanwhile refuses the write and is read again. So what a
+process knows is only a hint, and the store decides, as between bookers of one delivery.
+
 Requests carry the version ingestion gave them (contracts/messages.py): an assignment is
 re-planned only for a newer version, so a late, older request changes nothing.
 """
@@ -36,15 +41,17 @@ from chassis.documents import (
     ConcurrencyConflict,
     Document,
     DocumentExists,
+    DocumentNotFound,
     DocumentStore,
 )
 from dronescheduler.config import Settings
+from dronescheduler.fleet import KnownFleet
 from dronescheduler.models import (
     Drone,
     Location,
     TripRequest,
     Window,
-    best_drone,
+    best_nearby,
     drone_id,
     fleet_homes,
 )
@@ -62,14 +69,34 @@ CLAIM_STALE_AFTER = timedelta(seconds=Settings().claim_stale_after_seconds)
 PLANNING_HORIZON = timedelta(days=366)
 MAX_CONFLICTS = 50
 
+# How long a replica books on what it knows of the fleet before listing it again: a drone
+# freed or added by another replica may be passed over until then, never double-booked.
+FLEET_RESYNC = timedelta(seconds=Settings().fleet_resync_seconds)
+# Equally good drones to choose among at random (spreading concurrent bookings): enough
+# that replicas seldom race for one drone, few enough that a booking looks at a few cells.
+CHOICES = 8
+# Drones a booking looks at, nearest first, before it settles for the soonest of them
+# (fleet.py): the cost of a booking stays that of a small fleet's, however large the fleet.
+NEAREST = 40
+
 _rng = random.Random()
-# Drones by id, with the ETag they were read at. An assignment looks at the whole fleet but
-# changes one drone: the fleet's ETags tell which drones changed (here or in another
-# replica), and only those are read and parsed again. ETags are unique per write.
-_known: dict[str, tuple[str, Drone]] = {}
+# What this process knows of the fleet, per drone store (see fleet.py).
+_fleets: weakref.WeakKeyDictionary[DocumentStore, KnownFleet] = weakref.WeakKeyDictionary()
 _booking_turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
     weakref.WeakKeyDictionary()
 )
+
+
+def known_fleet(drones: DocumentStore) -> KnownFleet:
+    fleet = _fleets.get(drones)
+    if fleet is None:
+        fleet = _fleets[drones] = KnownFleet(FLEET_RESYNC)
+    return fleet
+
+
+def forget_fleets() -> None:
+    """Start again from the store, as a fresh process does (tests and benchmarks)."""
+    _fleets.clear()
 
 
 class BookingInProgress(Exception):
@@ -264,26 +291,11 @@ def _not_newer(
     )
 
 
-async def _fleet(drones: DocumentStore) -> dict[str, tuple[Drone, str]]:
-    """Every drone with its ETag, read from the store only where it changed."""
-    fleet: dict[str, tuple[Drone, str]] = {}
-    for id, etag in (await drones.versions()).items():
-        known = _known.get(id)
-        if known is None or known[0] != etag:
-            doc = await drones.get(id)
-            if doc is None:
-                continue
-            known = (doc.etag, Drone.from_json(doc.body))
-            _known[id] = known
-        fleet[id] = (known[1], known[0])
-    return fleet
-
-
 async def _save(drones: DocumentStore, drone: Drone, *, etag: str) -> None:
     """Write the drone if unchanged since read, and keep it as known: the next assignment
     need not read back what this one wrote."""
     written = await drones.replace(drone.id, drone.to_json(), etag=etag)
-    _known[drone.id] = (written.etag, drone)
+    known_fleet(drones).keep(drone, written.etag)
 
 
 def _booking_turn() -> asyncio.Lock:
@@ -302,10 +314,13 @@ async def _reserve(
     *, drones: DocumentStore, trip: TripRequest, now: datetime, claim: _Claim
 ) -> tuple[str, Window]:
     async with _booking_turn():
+        fleet = known_fleet(drones)
+        await fleet.list_if_due(drones)
         for _ in range(MAX_CONFLICTS):
-            fleet = await _fleet(drones)
             try:
-                drone, window = best_drone([d for d, _ in fleet.values()], trip, now, _rng)
+                drone, window = best_nearby(
+                    fleet.rings(trip, now), trip, now, _rng, CHOICES, NEAREST
+                )
             except OverflowError as e:  # times beyond what a date can hold
                 raise Unplannable("pickupTime", f"no schedule can hold this trip: {e}") from e
             try:
@@ -315,10 +330,12 @@ async def _reserve(
             if drone.fenced_out(trip.delivery_id, claim.token):
                 raise BookingInProgress(trip.delivery_id)
             try:
-                await _save(drones, drone.with_window(window, now), etag=fleet[drone.id][1])
+                await _save(drones, drone.with_window(window, now), etag=fleet.etag(drone.id))
                 return drone.id, window
-            except ConcurrencyConflict:
-                continue  # someone booked this drone (or fenced it) meanwhile: look again
+            except (ConcurrencyConflict, DocumentNotFound):
+                # Changed (booked, fenced) or gone since this process knew it: read it again,
+                # and look again.
+                await fleet.read(drones, drone.id)
     raise ConcurrencyConflict(f"no drone could be reserved for {trip.delivery_id}")
 
 

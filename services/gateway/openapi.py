@@ -10,7 +10,7 @@ import copy
 import re
 from typing import Any
 
-from gateway.routes import route_for
+from contracts.routes import route_for
 
 METHODS = ("get", "put", "post", "patch", "delete")
 

@@ -10,6 +10,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import cast
 
 import aiohttp
 from starlette.applications import Starlette
@@ -24,9 +25,17 @@ from chassis.health import Health, Phase
 from chassis.http import KEEPALIVE_SECONDS
 from chassis.metrics import UNMATCHED, HttpMetrics, metrics_endpoint
 from chassis.problems import problem
+from contracts.routes import (
+    ID,
+    ROUTES,
+    VERSION_PREFIX,
+    Route,
+    methods_for,
+    route_for,
+    strip_version,
+)
 from gateway.config import Settings
 from gateway.openapi import public_openapi
-from gateway.routes import ID, ROUTES, VERSION_PREFIX, Route, methods_for, route_for, strip_version
 
 HOP_BY_HOP = {
     "connection",
@@ -54,18 +63,24 @@ _TEMPLATES = {route: _template(route) for route in ROUTES}
 _OWN_PATHS = frozenset({"/openapi.json"})
 
 
+_NO_ROUTE = object()
+
+
+def _route(scope: Scope) -> Route | None:
+    """The public route of the request, matched once (the metrics, the span and the
+    forwarding all ask)."""
+    match = scope.get("gateway.match", _NO_ROUTE)
+    if match is _NO_ROUTE:
+        match = scope["gateway.match"] = route_for(scope["method"], scope["path"])
+    return cast(Route | None, match)
+
+
 def route_label(scope: Scope) -> str:
-    """The public route a request is for, as a template (ids would explode cardinality);
-    asked for by the span and by the metrics, so kept in the scope."""
-    label: str | None = scope.get("gateway.route")
-    if label is None:
-        route = route_for(scope["method"], scope["path"])
-        if route is not None:
-            label = _TEMPLATES[route]
-        else:
-            label = scope["path"] if scope["path"] in _OWN_PATHS else UNMATCHED
-        scope["gateway.route"] = label
-    return label
+    """The public route a request is for, as a template (ids would explode cardinality)."""
+    route = _route(scope)
+    if route is not None:
+        return _TEMPLATES[route]
+    return scope["path"] if scope["path"] in _OWN_PATHS else UNMATCHED
 
 
 def _header_text(value: bytes) -> str:
@@ -78,70 +93,105 @@ def _header_text(value: bytes) -> str:
         return value.decode("latin-1")
 
 
-def create_gateway(settings: Settings) -> Starlette:
-    upstreams = {
-        "ingestion": settings.ingestion_url.rstrip("/"),
-        "delivery": settings.delivery_url.rstrip("/"),
-    }
-    clients: dict[str, aiohttp.ClientSession] = {}
-    health = Health()
+def _refusal(method: str, path: str) -> Response:
+    """A path the entry point does not route: 405 with Allow where other methods are, 404
+    otherwise."""
+    allowed = methods_for(path)
+    if not allowed:
+        return problem(404, "Not Found", f"no public API at {path}")
+    response = problem(405, "Method Not Allowed", f"{method} is not served on {path}")
+    response.headers["Allow"] = ", ".join(allowed)
+    return response
+
+
+def _upstream_headers(request: Request) -> tuple[dict[str, str], str]:
+    """The client's headers as they go to the service, with the forwarding headers, and
+    the request id (the client's, or a new one)."""
+    # Header values kept as bytes until here, for the service to judge (a non-ASCII one
+    # must not fail the gateway); see _header_text for how they go out.
+    headers: dict[str, bytes] = {}
+    host = b""
+    for raw_name, value in request.headers.raw:
+        name = raw_name.decode("latin-1")
+        if name == "host" and not host:
+            host = value
+        if name not in HOP_BY_HOP:
+            headers[name] = value
+    request_id = headers.setdefault("x-request-id", uuid.uuid4().hex.encode())
+    client_host = request.client.host if request.client else ""
+    forwarded_for = headers.get("x-forwarded-for", b"").decode("latin-1")
+    headers["x-forwarded-for"] = ", ".join(filter(None, [forwarded_for, client_host])).encode(
+        "latin-1"
+    )
+    headers["x-forwarded-host"] = host
+    headers["x-forwarded-proto"] = request.url.scheme.encode()
+    return {k: _header_text(v) for k, v in headers.items()}, request_id.decode("latin-1")
+
+
+def _upstream_url(base: str, scope: Scope) -> URL:
+    """The service's URL for the request: the path as the client encoded it (the scope's
+    `path` is decoded), without the version prefix, and its query."""
+    raw_path = scope.get("raw_path") or scope["path"].encode()
+    target = strip_version(raw_path.decode("latin-1"))
+    query = scope.get("query_string", b"").decode("latin-1")
+    return URL(base + target + (f"?{query}" if query else ""), encoded=True)
+
+
+def _client_headers(upstream: aiohttp.ClientResponse, path: str, request_id: str) -> dict[str, str]:
+    """The service's answer headers as the client gets them."""
+    out = {k.lower(): v for k, v in upstream.headers.items() if k.lower() not in UPSTREAM_ONLY}
+    location = out.get("location")
+    if location and path.startswith(VERSION_PREFIX + "/") and location.startswith("/api/"):
+        out["location"] = VERSION_PREFIX + location  # keep the client on its version
+    out["x-request-id"] = request_id
+    return out
+
+
+def _upstream_pool(settings: Settings) -> aiohttp.ClientSession:
+    # aiohttp, not httpx: a tenth of the CPU per proxied request (see chassis/http.py).
+    return aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=settings.upstream_timeout_seconds),
+        connector=aiohttp.TCPConnector(
+            limit=settings.upstream_connections, keepalive_timeout=KEEPALIVE_SECONDS
+        ),
+        # A proxy passes the client's headers and bodies as they are: no headers of its
+        # own (an Accept-Encoding the client never sent would get it a compressed body),
+        # no decompressing, no following redirects.
+        skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+        auto_decompress=False,
+    )
+
+
+class Proxy:
+    """The public routes, forwarded to their service over a kept-alive pool each."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._upstreams = {
+            "ingestion": settings.ingestion_url.rstrip("/"),
+            "delivery": settings.delivery_url.rstrip("/"),
+        }
+        self._clients: dict[str, aiohttp.ClientSession] = {}
+        self.health = Health()
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        # aiohttp, not httpx: a tenth of the CPU per proxied request (see chassis/http.py).
-        for name in upstreams:
-            clients[name] = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=settings.upstream_timeout_seconds),
-                connector=aiohttp.TCPConnector(
-                    limit=settings.upstream_connections, keepalive_timeout=KEEPALIVE_SECONDS
-                ),
-                # A proxy passes the client's headers and bodies as they are: no headers
-                # of its own (an Accept-Encoding the client never sent would get it a
-                # compressed body), no decompressing, no following redirects.
-                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-                auto_decompress=False,
-            )
-        health.ready()
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        for name in self._upstreams:
+            self._clients[name] = _upstream_pool(self._settings)
+        self.health.ready()
         yield
-        for client in clients.values():
+        for client in self._clients.values():
             await client.close()
 
-    async def forward(request: Request) -> Response:
-        path = request.url.path
-        route = route_for(request.method, path)
+    async def forward(self, request: Request) -> Response:
+        route = _route(request.scope)
         if route is None:
-            allowed = methods_for(path)
-            if allowed:
-                response = problem(
-                    405, "Method Not Allowed", f"{request.method} is not served on {path}"
-                )
-                response.headers["Allow"] = ", ".join(allowed)
-                return response
-            return problem(404, "Not Found", f"no public API at {path}")
-        # Header values kept as bytes here, for the service to judge (a non-ASCII one must not
-        # fail the gateway); see _header_text for how they go out.
-        headers = {
-            k.decode("latin-1"): v
-            for k, v in request.headers.raw
-            if k.decode("latin-1") not in HOP_BY_HOP
-        }
-        request_id = headers.setdefault("x-request-id", uuid.uuid4().hex.encode())
-        client_host = request.client.host if request.client else ""
-        forwarded_for = headers.get("x-forwarded-for", b"").decode("latin-1")
-        headers["x-forwarded-for"] = ", ".join(filter(None, [forwarded_for, client_host])).encode(
-            "latin-1"
-        )
-        headers["x-forwarded-host"] = next((v for k, v in request.headers.raw if k == b"host"), b"")
-        headers["x-forwarded-proto"] = request.url.scheme.encode()
-        # The path as the client encoded it (the scope's `path` is decoded), and its query.
-        raw_path = request.scope.get("raw_path") or path.encode()
-        target = strip_version(raw_path.decode("latin-1"))
-        query = request.scope.get("query_string", b"").decode("latin-1")
-        url = URL(upstreams[route.service] + target + (f"?{query}" if query else ""), encoded=True)
-        sent = {k: _header_text(v) for k, v in headers.items()}
+            return _refusal(request.method, request.url.path)
+        sent, request_id = _upstream_headers(request)
+        url = _upstream_url(self._upstreams[route.service], request.scope)
         try:
             with telemetry.client_span(route.service, request.method, str(url), sent) as span:
-                async with clients[route.service].request(
+                async with self._clients[route.service].request(
                     request.method,
                     url,
                     data=await request.body() or None,
@@ -154,50 +204,56 @@ def create_gateway(settings: Settings) -> Starlette:
             return problem(504, "Gateway Timeout", f"{route.service} did not answer in time")
         except aiohttp.ClientError:
             return problem(502, "Bad Gateway", f"{route.service} is unreachable")
-        out = {k.lower(): v for k, v in upstream.headers.items() if k.lower() not in UPSTREAM_ONLY}
-        location = out.get("location")
-        if location and path.startswith(VERSION_PREFIX + "/") and location.startswith("/api/"):
-            out["location"] = VERSION_PREFIX + location  # keep the client on its version
-        out["x-request-id"] = request_id.decode("latin-1")
-        return Response(content, status_code=upstream.status, headers=out)
+        return Response(
+            content,
+            status_code=upstream.status,
+            headers=_client_headers(upstream, request.url.path, request_id),
+        )
 
-    async def openapi(request: Request) -> Response:
+    async def openapi(self, request: Request) -> Response:
         """The public API document, gathered from the services behind the entry point."""
         documents = {}
-        for name, client in clients.items():
+        for name, client in self._clients.items():
             try:
                 async with client.get(
-                    upstreams[name] + "/openapi.json", raise_for_status=True
+                    self._upstreams[name] + "/openapi.json", raise_for_status=True
                 ) as r:
                     documents[name] = await r.json()
             except (aiohttp.ClientError, TimeoutError, ValueError):
                 return problem(503, "Service Unavailable", f"{name} did not give its API document")
         return JSONResponse(public_openapi(documents))
 
-    async def healthz(request: Request) -> Response:
-        """The gateway's own trivial endpoint: the baseline for benchmarks."""
-        return Response(b"ok", media_type="text/plain")
+    async def ready(self, request: Request) -> Response:
+        ok = self.health.phase is Phase.READY
+        return JSONResponse({"status": self.health.phase.value}, status_code=200 if ok else 503)
 
-    async def ready(request: Request) -> Response:
-        ok = health.phase is Phase.READY
-        return JSONResponse({"status": health.phase.value}, status_code=200 if ok else 503)
 
-    async def live(request: Request) -> Response:
-        return JSONResponse({"status": "alive"})
+async def healthz(request: Request) -> Response:
+    """The gateway's own trivial endpoint (answered without a service)."""
+    return Response(b"ok", media_type="text/plain")
 
-    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+async def live(request: Request) -> Response:
+    return JSONResponse({"status": "alive"})
+
+
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+def create_gateway(settings: Settings) -> Starlette:
+    proxy = Proxy(settings)
     app = Starlette(
         routes=[
             StarletteRoute("/healthz", healthz, methods=["GET"]),
-            StarletteRoute("/openapi.json", openapi, methods=["GET"]),
-            StarletteRoute("/health/ready", ready, methods=["GET"]),
+            StarletteRoute("/openapi.json", proxy.openapi, methods=["GET"]),
+            StarletteRoute("/health/ready", proxy.ready, methods=["GET"]),
             StarletteRoute("/health/live", live, methods=["GET"]),
             StarletteRoute("/metrics", metrics_endpoint, methods=["GET"]),
-            StarletteRoute("/{path:path}", forward, methods=methods),
+            StarletteRoute("/{path:path}", proxy.forward, methods=METHODS),
         ],
-        lifespan=lifespan,
+        lifespan=proxy.lifespan,
     )
-    app.state.health = health
+    app.state.health = proxy.health
     app.add_middleware(HttpMetrics, route_of=route_label)
     telemetry.instrument_starlette(
         app, lambda scope: telemetry.route_span_details(scope["method"], route_label(scope))

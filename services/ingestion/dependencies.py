@@ -4,27 +4,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from chassis.documents import DocumentStore
-from chassis.queue import MessageQueue
-from chassis.stores import collection_dependency
-from chassis.telemetry import MessagingTarget
-from ingestion.service import DELIVERY_REQUESTS
+from ingestion.intake import Intake
 
 
-async def get_queue(request: Request) -> MessageQueue:
-    queue: MessageQueue = request.app.state.queue
-    return queue
+async def get_intake(request: Request) -> Intake:
+    intake: Intake = request.app.state.intake
+    return intake
 
 
-QueueDep = Annotated[MessageQueue, Depends(get_queue)]
-
-
-async def get_queue_target(request: Request) -> MessagingTarget:
-    target: MessagingTarget = request.app.state.queue_target
-    return target
-
-
-QueueTargetDep = Annotated[MessagingTarget, Depends(get_queue_target)]
-
-
-StoreDep = Annotated[DocumentStore, Depends(collection_dependency(DELIVERY_REQUESTS))]
+IntakeDep = Annotated[Intake, Depends(get_intake)]

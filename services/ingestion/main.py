@@ -11,8 +11,9 @@ from chassis.app import create_service_app
 from chassis.queue import connect_message_queue
 from chassis.stores import open_collections
 from chassis.telemetry import MessagingTarget
-from gateway.routes import routed_to
+from contracts.routes import routed_to
 from ingestion.config import Settings
+from ingestion.intake import Intake
 from ingestion.router import router
 from ingestion.service import DELIVERY_REQUESTS
 
@@ -28,11 +29,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def resources(app: FastAPI) -> AsyncIterator[None]:
         async with stores(app):
             # Adapters wait for their server themselves (chassis/startup.py), bounded.
-            app.state.queue = await connect_message_queue(settings.queue_url)
+            queue = await connect_message_queue(settings.queue_url)
+            app.state.intake = Intake(
+                queue=queue,
+                store=app.state.stores[DELIVERY_REQUESTS.name],
+                target=MessagingTarget.from_queue_url(settings.queue_url),
+                max_batch=settings.accept_batch,
+            )
             try:
                 yield
             finally:
-                await app.state.queue.close()
+                await app.state.intake.close()
+                await queue.close()
 
     app = create_service_app(
         name=SERVICE,
@@ -42,5 +50,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         is_public=routed_to(SERVICE),
         resources=resources,
     )
-    app.state.queue_target = MessagingTarget.from_queue_url(settings.queue_url)
     return app

@@ -5,11 +5,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Path, Response, status
 
-from chassis.auth import WriterDep, auth_lifespan
+from chassis.auth import PermissionNames, WriterDep, auth_lifespan
 from chassis.problems import problem_responses
+from contracts.access import ADMIN_ROLE, APPLICATION, READ_PERMISSION, WRITE_PERMISSION
 from contracts.vocabulary import ResourceId
 from ingestion import service
-from ingestion.dependencies import QueueDep, QueueTargetDep, StoreDep
+from ingestion.dependencies import IntakeDep
 from ingestion.schemas import (
     AcceptedDeliveryRequest,
     AcceptedReschedule,
@@ -18,8 +19,11 @@ from ingestion.schemas import (
 )
 
 log = logging.getLogger(__name__)
+ACCESS = PermissionNames(
+    realm=APPLICATION, write=WRITE_PERMISSION, read=READ_PERMISSION, admin=ADMIN_ROLE
+)
 router = APIRouter(
-    prefix="/api/deliveryrequests", tags=["delivery requests"], lifespan=auth_lifespan
+    prefix="/api/deliveryrequests", tags=["delivery requests"], lifespan=auth_lifespan(ACCESS)
 )
 
 DeliveryId = Annotated[
@@ -62,9 +66,7 @@ def _unknown(delivery_id: str) -> HTTPException:
 )
 async def create_delivery_request(
     request: DeliveryRequest,
-    queue: QueueDep,
-    store: StoreDep,
-    target: QueueTargetDep,
+    intake: IntakeDep,
     response: Response,
     caller: WriterDep,
     idempotency_key: IdempotencyKey = None,
@@ -73,9 +75,7 @@ async def create_delivery_request(
         raise HTTPException(status.HTTP_403_FORBIDDEN, "ownerId must be the caller's own owner id")
     try:
         delivery_id = await service.accept_delivery(
-            queue=queue,
-            store=store,
-            target=target,
+            intake=intake,
             request=request,
             idempotency_key=idempotency_key,
         )
@@ -100,9 +100,7 @@ async def create_delivery_request(
 async def reschedule_delivery_request(
     deliveryId: DeliveryId,
     request: RescheduleRequest,
-    queue: QueueDep,
-    store: StoreDep,
-    target: QueueTargetDep,
+    intake: IntakeDep,
     caller: WriterDep,
 ) -> AcceptedReschedule:
     if not request.changes():
@@ -112,9 +110,7 @@ async def reschedule_delivery_request(
         )
     try:
         await service.accept_reschedule(
-            queue=queue,
-            store=store,
-            target=target,
+            intake=intake,
             delivery_id=deliveryId,
             request=request,
             owns=caller.owns,
@@ -139,15 +135,11 @@ async def reschedule_delivery_request(
 )
 async def cancel_delivery_request(
     deliveryId: DeliveryId,
-    queue: QueueDep,
-    store: StoreDep,
-    target: QueueTargetDep,
+    intake: IntakeDep,
     caller: WriterDep,
 ) -> Response:
     try:
-        await service.accept_cancel(
-            queue=queue, store=store, target=target, delivery_id=deliveryId, owns=caller.owns
-        )
+        await service.accept_cancel(intake=intake, delivery_id=deliveryId, owns=caller.owns)
     except service.UnknownDelivery as e:
         raise _unknown(deliveryId) from e
     except Exception as e:

@@ -18,19 +18,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chassis import telemetry
-from chassis.documents import Collection, ConcurrencyConflict, DocumentExists, DocumentStore
+from chassis.documents import Collection, DocumentStore
+from chassis.documents.updates import update_with_retry
 from chassis.logs import bind_log_fields
-from chassis.queue import MessageQueue, OutgoingMessage
-from chassis.telemetry import MessagingTarget
+from chassis.queue import OutgoingMessage
 from contracts.messages import MESSAGE_TYPES, DeliveryRequested, Operation
+from ingestion.intake import Intake
 from ingestion.metrics import ENQUEUE_SECONDS
 from ingestion.schemas import DeliveryRequest, RescheduleRequest
 
 
 async def _send(
     *,
-    queue: MessageQueue,
-    target: MessagingTarget,
+    intake: Intake,
     delivery_id: str,
     message_id: str,
     operation: Operation,
@@ -46,13 +46,13 @@ async def _send(
     started = time.perf_counter()
     try:
         with telemetry.producer_span(
-            target,
+            intake.target,
             message_id=message_id,
             properties=message.properties,
             body_size=len(message.body),
             attributes={"delivery.id": delivery_id, "delivery.operation": operation.value},
         ):
-            await queue.send(message)
+            await intake.send(message)
         outcome = "ok"
     finally:
         ENQUEUE_SECONDS.labels(operation.value, outcome).observe(time.perf_counter() - started)
@@ -77,9 +77,7 @@ def _fingerprint(request: DeliveryRequest) -> str:
 
 async def accept_delivery(
     *,
-    queue: MessageQueue,
-    store: DocumentStore,
-    target: MessagingTarget,
+    intake: Intake,
     request: DeliveryRequest,
     idempotency_key: str | None = None,
 ) -> str:
@@ -104,17 +102,16 @@ async def accept_delivery(
         "message": body,
         "acceptedAt": datetime.now(UTC).isoformat(),
     }
-    # Created first, read only if it exists: a new request (nearly all) costs one call.
-    try:
-        await store.create(delivery_id, record)
-    except DocumentExists:  # a repeat of this key, or the same key concurrently
-        recorded = await _recorded_message(store, delivery_id, fingerprint)
+    # Created first, read only if it exists: a new request (nearly all) costs one call, and
+    # shares it with the other requests being accepted meanwhile (see intake.py).
+    if await intake.create_record(delivery_id, record) is None:
+        # A repeat of this key, or the same key concurrently.
+        recorded = await _recorded_message(intake.store, delivery_id, fingerprint)
         assert recorded is not None  # records are never deleted
         body = recorded
     # The delivery id is the message id, so the queue's duplicate detection sees resends.
     await _send(
-        queue=queue,
-        target=target,
+        intake=intake,
         delivery_id=delivery_id,
         message_id=delivery_id,
         operation=Operation.DELIVERY,
@@ -137,9 +134,6 @@ class DeliveryCancelled(Exception):
     """The delivery was cancelled: there is nothing left to reschedule."""
 
 
-MAX_CONFLICTS = 20
-
-
 def _standing(record: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     """The delivery request as it stands, and its version. Records written before versions
     were kept hold only the first message: that is version 1."""
@@ -159,9 +153,7 @@ async def owner_of(*, store: DocumentStore, delivery_id: str) -> str:
 
 async def accept_reschedule(
     *,
-    queue: MessageQueue,
-    store: DocumentStore,
-    target: MessagingTarget,
+    intake: Intake,
     delivery_id: str,
     request: RescheduleRequest,
     owns: Callable[[str], bool],
@@ -172,9 +164,7 @@ async def accept_reschedule(
     # A field sent as null is not changed (as Java clients of the original send them).
     changes = {k: v for k, v in request.model_dump(mode="json").items() if v is not None}
     await _accept_change(
-        queue=queue,
-        store=store,
-        target=target,
+        intake=intake,
         delivery_id=delivery_id,
         operation=Operation.RESCHEDULE,
         changes=changes,
@@ -184,18 +174,14 @@ async def accept_reschedule(
 
 async def accept_cancel(
     *,
-    queue: MessageQueue,
-    store: DocumentStore,
-    target: MessagingTarget,
+    intake: Intake,
     delivery_id: str,
     owns: Callable[[str], bool],
 ) -> None:
     """Queue the cancel as the delivery's last version; a repeated cancel sends that same
     message again (the first send may have failed after the record was written)."""
     await _accept_change(
-        queue=queue,
-        store=store,
-        target=target,
+        intake=intake,
         delivery_id=delivery_id,
         operation=Operation.CANCEL,
         changes={},
@@ -205,9 +191,7 @@ async def accept_cancel(
 
 async def _accept_change(
     *,
-    queue: MessageQueue,
-    store: DocumentStore,
-    target: MessagingTarget,
+    intake: Intake,
     delivery_id: str,
     operation: Operation,
     changes: dict[str, Any],
@@ -220,35 +204,33 @@ async def _accept_change(
     changes. If the send then fails the client is told to retry (503); the record keeps the
     change, so the retry (or any later operation) sends it: every operation is idempotent.
     """
-    for _ in range(MAX_CONFLICTS):
-        doc = await store.get(delivery_id)
-        if doc is None or not owns(doc.body["ownerId"]):
+    message: DeliveryRequested | None = None
+
+    def numbered(record: dict[str, Any]) -> dict[str, Any] | None:
+        nonlocal message
+        if not owns(record["ownerId"]):
             raise UnknownDelivery(delivery_id)
-        version, standing = _standing(doc.body)
-        if doc.body.get("cancelled"):
+        version, standing = _standing(record)
+        if record.get("cancelled"):
             if operation is not Operation.CANCEL:
                 raise DeliveryCancelled(delivery_id)
             message = MESSAGE_TYPES[operation].model_validate(standing)
-            break
+            return None
         message = MESSAGE_TYPES[operation].model_validate(
             {**standing, **changes, "requestedAt": datetime.now(UTC), "version": version + 1}
         )
-        record = {
-            **doc.body,
+        return {
+            **record,
             "version": message.version,
             "request": message.model_dump(mode="json"),
             "cancelled": operation is Operation.CANCEL,
         }
-        try:
-            await store.replace(delivery_id, record, etag=doc.etag)
-            break
-        except ConcurrencyConflict:
-            continue
-    else:
-        raise ConcurrencyConflict(delivery_id)
+
+    if await update_with_retry(intake.store, delivery_id, numbered) is None:
+        raise UnknownDelivery(delivery_id)
+    assert message is not None  # made by the last change applied
     await _send(
-        queue=queue,
-        target=target,
+        intake=intake,
         delivery_id=delivery_id,
         # One id per version: the queue's duplicate detection sees a resend as the same.
         message_id=f"{delivery_id}.v{message.version}",

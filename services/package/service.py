@@ -12,11 +12,11 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
-from chassis.documents import Collection, ConcurrencyConflict, DocumentExists, DocumentStore
+from chassis.documents import Collection, DocumentExists, DocumentStore
+from chassis.documents.updates import update_with_retry
 from package.schemas import Package, PackagePatch, PackageSummary, PackageUpsert
 
 PACKAGES = Collection(name="packages", indexed=("ownerId",), partition_key="id")
-MAX_CONFLICTS = 10
 
 
 def document_id(package_id: str, owner_id: str | None) -> str:
@@ -46,19 +46,13 @@ async def upsert(*, store: DocumentStore, package_id: str, data: PackageUpsert) 
         return True
     except DocumentExists:
         pass
-    for _ in range(MAX_CONFLICTS):
-        existing = await store.get(id)
-        if existing is None:  # deleted meanwhile
-            await store.upsert(id, body)
-            return False
-        if existing.body == body or _is_older(data.requestedAt, existing.body):
-            return False
-        try:
-            await store.replace(id, body, etag=existing.etag)
-            return False
-        except ConcurrencyConflict:
-            continue
-    raise ConcurrencyConflict(id)
+
+    def newer(existing: dict[str, Any]) -> dict[str, Any] | None:
+        return None if _is_older(data.requestedAt, existing) else body
+
+    if await update_with_retry(store, id, newer) is None:  # deleted meanwhile
+        await store.upsert(id, body)
+    return False
 
 
 def _is_older(requested_at: datetime | None, body: dict[str, Any]) -> bool:
@@ -83,16 +77,7 @@ async def patch(
     """Apply the given fields; False if there is no such package."""
     id = document_id(package_id, owner_id)
     changes: dict[str, Any] = data.model_dump(mode="json", exclude_unset=True)
-    for _ in range(MAX_CONFLICTS):
-        doc = await store.get(id)
-        if doc is None:
-            return False
-        try:
-            await store.replace(id, {**doc.body, **changes}, etag=doc.etag)
-            return True
-        except ConcurrencyConflict:
-            continue
-    raise ConcurrencyConflict(id)
+    return await update_with_retry(store, id, lambda body: {**body, **changes}) is not None
 
 
 async def summary(*, store: DocumentStore, owner_id: str) -> PackageSummary:

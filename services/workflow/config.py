@@ -1,13 +1,15 @@
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from chassis.queue import with_default_queue
 from chassis.settings import ServiceSettings
+from contracts.messages import QUEUE
 
 
 class Settings(ServiceSettings):
     port: int = 8082
-    queue_url: str = "sqlite:///data/queue.db?queue=deliveryrequests"
+    queue_url: str = f"sqlite:///data/queue.db?queue={QUEUE}"
     package_url: str = "http://127.0.0.1:8083"
     dronescheduler_url: str = "http://127.0.0.1:8084"
     delivery_url: str = "http://127.0.0.1:8085"
@@ -26,3 +28,8 @@ class Settings(ServiceSettings):
     service_area_latitude: float = Field(47.6062, ge=-90, le=90)
     service_area_longitude: float = Field(-122.3321, ge=-180, le=180)
     service_area_radius_miles: float = Field(10.0, gt=0)
+
+    @field_validator("queue_url")
+    @classmethod
+    def _queue_named(cls, url: str) -> str:
+        return with_default_queue(url, QUEUE)

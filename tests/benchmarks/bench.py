@@ -25,15 +25,17 @@ import json
 import os
 import random
 import signal
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -57,12 +59,16 @@ DRAIN_STALL_SECONDS = 45.0  # give up waiting for completions after this long wi
 E2E_SAMPLE = int(os.environ.get("BENCH_E2E_SAMPLE", "5"))
 POLL_BATCH = int(os.environ.get("BENCH_POLL_BATCH", "10"))
 POLL_INTERVAL = 0.1
+# A py-spy executable: each service is sampled during the paused accepts and the main run
+# (raw stacks in RESULTS/profile-<footing>-<run>-<service>.txt, for flamegraph tools).
+PYSPY = os.environ.get("BENCH_PYSPY", "")
 
 TARGETS = {
     "accept_ratio": (">=", 0.6, "accept rate, workflow paused / baseline"),
     "e2e_ratio": (">=", 0.3, "end-to-end, sustained / baseline"),
     "e2e_per_s": (">=", 370.0, "end-to-end deliveries/s"),
-    "p99_accept_half_ms": ("<=", 50.0, "p99 accept latency at 50% rate (ms)"),
+    "p99_accept_half_ms": ("<=", 50.0, "p99 accept latency at 50% e2e rate (ms)"),
+    "cpu_ms_per_delivery": ("<=", 5.0, "all CPU per delivery (ms)"),
     "readiness_max_s": ("<=", 3.0, "readiness alone, slowest service (s)"),
     "idle_rss_max_mb": ("<=", 100.0, "idle RSS, largest service (MB)"),
 }
@@ -145,17 +151,61 @@ def datastores_cpu_s() -> dict[str, float]:
     return used
 
 
+def _ours(comm: str, cmdline: bytes, databases: frozenset[str]) -> bool:
+    """Whether a datastore process works for this run: the servers are shared with other
+    users, so of PostgreSQL's only the backends of this run's databases and the server's
+    own processes (WAL writer, checkpointer, ...) count; Redis and RabbitMQ are one
+    process each and count whole."""
+    if comm != "postgres":
+        return True
+    # A backend's title: "postgres: [cluster:] <user> <database> <client(port)> <state>".
+    words = cmdline.replace(b"\0", b" ").decode(errors="replace").split()
+    if not any("(" in w or w == "[local]" for w in words):
+        return True  # the server's own process
+    return any(w in databases for w in words)
+
+
+def datastore_processes_cpu_s(databases: frozenset[str]) -> dict[str, float]:
+    """CPU seconds of each datastore process of this run, keyed `<server>/<pid>`."""
+    used: dict[str, float] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            comm = (proc / "comm").read_text().strip()
+            name = DATASTORE_PROCESSES.get(comm)
+            if name and _ours(comm, (proc / "cmdline").read_bytes(), databases):
+                used[f"{name}/{proc.name}"] = _cpu_s(int(proc.name))
+    return used
+
+
 def cpu_s(stack: Stack) -> dict[str, float]:
     """CPU seconds used so far by each service (with any children), by this client, and by
-    the datastore servers on this machine (a connection's backend that ended meanwhile is
-    not counted: the pools keep theirs)."""
+    each datastore process of this run on this machine (see `_ours`; `cpu_used` sums them
+    by server)."""
     used = {
         service: sum(_cpu_s(p) for p in (process.pid, *_descendants(process.pid)))
         for service, process in stack.processes.items()
     }
     used["client"] = time.process_time()
     if stack.footing.name == "servers":
-        used.update(datastores_cpu_s())
+        databases = frozenset(
+            urlsplit(urls["STORE_URL"]).path.strip("/")
+            for urls in stack.footing.urls.values()
+            if urls.get("STORE_URL", "").startswith("postgres")
+        )
+        used.update(datastore_processes_cpu_s(databases))
+    return used
+
+
+def cpu_used(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds used between two `cpu_s` snapshots, by process name (datastores summed
+    by server). A process gone by `after` (a connection closed) is left out, not counted
+    as negative; one started meanwhile counts from its start."""
+    used: dict[str, float] = {}
+    for key, seconds in after.items():
+        name = key.split("/", 1)[0]
+        used[name] = used.get(name, 0.0) + seconds - before.get(key, 0.0)
     return used
 
 
@@ -190,6 +240,7 @@ class Run:
     progress: list[tuple[float, int]] = field(default_factory=list)  # (t, processed)
     rss: list[tuple[float, dict[str, float]]] = field(default_factory=list)
     cpu_before: dict[str, float] = field(default_factory=dict)
+    cpu_accepted: dict[str, float] = field(default_factory=dict)  # when the last POST ended
     cpu_after: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -221,16 +272,24 @@ class Run:
             return self.e2e_rate()
         return (hi - lo) / (done[hi] - done[lo]) * self.accepted / len(self.followed)
 
-    def cpu_ms_per_delivery(self) -> dict[str, float]:
+    def cpu_ms_per_delivery(self, until: dict[str, float] | None = None) -> dict[str, float]:
         """CPU time per completed delivery, by process: what a request costs, whatever the
         machine's core count (the client's share includes its polling). Counted until the
-        sample is all readable, per request accepted."""
+        sample is all readable (or `until`), per request accepted; `services` is the six
+        services, `all` every process counted (datastores and client too)."""
         done = max(self.accepted, 1)
-        per = {
-            name: round((self.cpu_after[name] - self.cpu_before.get(name, 0.0)) * 1000 / done, 2)
-            for name in self.cpu_after
-        }
+        used = cpu_used(self.cpu_before, until or self.cpu_after)
+        per = {name: round(seconds * 1000 / done, 2) for name, seconds in used.items()}
+        all_ms = round(sum(per.values()), 2)
         per["services"] = round(sum(v for k, v in per.items() if k in SERVICES), 2)
+        per["all"] = all_ms
+        return per
+
+    def accept_cpu_ms(self) -> dict[str, float]:
+        """CPU per accepted request while the POSTs ran (with workflow paused, the accept
+        path alone): `accept path` is ingestion and the entry point."""
+        per = self.cpu_ms_per_delivery(self.cpu_accepted or self.cpu_after)
+        per["accept path"] = round(per.get("ingestion", 0.0) + per.get("gateway", 0.0), 2)
         return per
 
     def summary(self) -> dict[str, Any]:
@@ -246,6 +305,7 @@ class Run:
             "accept_latency_ms": pcts_ms(self.accept_latency),
             "e2e_latency_ms": pcts_ms(self.e2e()),
             "cpu_ms_per_delivery": self.cpu_ms_per_delivery(),
+            "accept_cpu_ms": self.accept_cpu_ms(),
         }
 
 
@@ -308,6 +368,10 @@ BASELINE = Probe(
     "/api/deliveryrequests/bench-baseline",
     {},
     400,
+)
+BASELINE_WHAT = (
+    "proxied to ingestion, which checks auth, parses and validates the body and answers 400"
+    " before any store or queue call"
 )
 PROBES = (
     BASELINE,
@@ -497,6 +561,7 @@ async def deliveries(
         polling = None if paused else asyncio.create_task(poller())
         await asyncio.gather(*(post_worker() for _ in range(WORKERS)))
         run.accept_done = time.monotonic()
+        run.cpu_accepted = cpu_s(stack)
         posting_done.set()
         if paused:
             signal_workflow(stack, signal.SIGCONT)
@@ -518,6 +583,37 @@ async def deliveries(
 
 
 # --- one footing -------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def profiled(stack: Stack, label: str) -> Iterator[None]:
+    """Sample every service with py-spy meanwhile, when BENCH_PYSPY names it."""
+    if not PYSPY:
+        yield
+        return
+    record = [PYSPY, "record", "--format", "raw", "--nonblocking", "--rate", "200"]
+    spies = [
+        subprocess.Popen(
+            [
+                *record,
+                *("-o", str(RESULTS / f"profile-{stack.footing.name}-{label}-{name}.txt")),
+                *("-p", str(process.pid)),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name, process in stack.processes.items()
+    ]
+    try:
+        yield
+    finally:
+        for spy in spies:  # SIGINT: py-spy writes what it sampled, then exits
+            spy.send_signal(signal.SIGINT)
+        for spy in spies:
+            try:
+                spy.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                spy.kill()
 
 
 def restart_workflow(stack: Stack, concurrency: int) -> None:
@@ -557,7 +653,7 @@ def bench_footing(footing: Footing, log_dir: Path) -> dict[str, Any]:
             rate = round(asyncio.run(baseline(stack, n_probe, probe)), 1)
             used = cpu_s(stack)
             # All the CPU a request cost: entry point, service, datastores and this client.
-            cpu = round(sum(used[k] - before.get(k, 0.0) for k in used) * 1000 / n_probe, 2)
+            cpu = round(sum(cpu_used(before, used).values()) * 1000 / n_probe, 2)
             out["probes_per_s"][probe.label], out["probes_cpu_ms"][probe.label] = rate, cpu
             print(f"  {probe.label}: {rate}/s, {cpu} ms CPU each")
         out["baseline"] = BASELINE.label
@@ -565,12 +661,14 @@ def bench_footing(footing: Footing, log_dir: Path) -> dict[str, Any]:
         per_baseline = max(out["baseline_per_s"], 1e-9)
 
         print(f"  {N_REQUESTS} delivery requests, {WORKERS} workers ...")
-        main = asyncio.run(deliveries(stack, N_REQUESTS))
+        with profiled(stack, "main"):
+            main = asyncio.run(deliveries(stack, N_REQUESTS))
         out["main"] = main.summary()
         out["e2e_ratio"] = round(main.sustained_rate() / per_baseline, 3)
 
         print(f"  {N_PAUSED} delivery requests with workflow paused, then drained ...")
-        paused = asyncio.run(deliveries(stack, N_PAUSED, pause_workflow=True))
+        with profiled(stack, "paused"):
+            paused = asyncio.run(deliveries(stack, N_PAUSED, pause_workflow=True))
         out["paused"] = paused.summary()
         out["accept_ratio"] = round(paused.accept_rate() / per_baseline, 3)
         out["drain_ratio"] = round(paused.sustained_rate() / per_baseline, 3)
@@ -585,9 +683,10 @@ def bench_footing(footing: Footing, log_dir: Path) -> dict[str, Any]:
         }
         print(f"  {json.dumps(out['main'])}")
 
-        half_rate = max(main.accept_rate() / 2, 1.0)
+        # Half the rate the system sustains end to end: a load it can keep up with.
+        half_rate = max(main.sustained_rate() / 2, 1.0)
         n_half = min(N_REQUESTS, max(300, int(half_rate * 15)))
-        print(f"  {n_half} requests at half the accept rate ({half_rate:.0f}/s) ...")
+        print(f"  {n_half} requests at half the end-to-end rate ({half_rate:.0f}/s) ...")
         half = asyncio.run(deliveries(stack, n_half, rate=half_rate))
         out["half_rate"] = {"rate_per_s": round(half_rate, 1), **half.summary()}
         print(f"  {json.dumps(out['half_rate'])}")
@@ -672,6 +771,7 @@ def verdicts(result: dict[str, Any]) -> dict[str, Any]:
         "e2e_ratio": result["e2e_ratio"],
         "e2e_per_s": result["main"]["e2e_sustained_per_s"],
         "p99_accept_half_ms": result["half_rate"]["accept_latency_ms"]["p99"],
+        "cpu_ms_per_delivery": result["main"]["cpu_ms_per_delivery"]["all"],
         "readiness_max_s": round(max(result["readiness_s"].values()), 2),
         "idle_rss_max_mb": max(result["idle_rss_mb"].values()),
     }
@@ -733,22 +833,70 @@ def print_table(result: dict[str, Any]) -> None:
                 f"{s['e2e_sustained_per_s']}/s sustained, e2e p99 {s['e2e_latency_ms']['p99']} ms",
             )
         )
-    rows.append(
+    rows += [
         (
-            "CPU ms per delivery",
+            "CPU ms per delivery (accepting and completing)",
             ", ".join(f"{k} {v}" for k, v in m["cpu_ms_per_delivery"].items()),
-        )
-    )
+        ),
+        (
+            "CPU ms per accept, workflow paused",
+            ", ".join(f"{k} {v}" for k, v in p["accept_cpu_ms"].items()),
+        ),
+    ]
     if m["errors"]:
         rows.append(("errors", json.dumps(m["errors"])))
     for label, value in rows:
         print(f"  {label:<60}{value}")
-    print("  targets:")
-    for key, v in result["verdicts"].items():
-        label = TARGETS[key][2]
-        print(
-            f"    {label:<40}{v['value']!s:>10}  {v['target']:<9} {'met' if v['met'] else 'NOT MET'}"
-        )
+    print_headline(result)
+
+
+def print_headline(result: dict[str, Any]) -> None:
+    """The figures issue #17 sets targets for, beside the baseline they are ratios to."""
+    m, p, h, v = result["main"], result["paused"], result["half_rate"], result["verdicts"]
+
+    def met(key: str) -> str:
+        return f"{v[key]['target']:<8} {'met' if v[key]['met'] else 'NOT MET'}"
+
+    rows = [
+        ("baseline: " + result["baseline"], f"{result['baseline_per_s']}/s", "1", ""),
+        (
+            "accepts/s, workflow paused (SIGSTOP)",
+            f"{p['accept_rate_per_s']}/s",
+            str(result["accept_ratio"]),
+            met("accept_ratio"),
+        ),
+        (
+            "end-to-end deliveries/s, sustained",
+            f"{m['e2e_sustained_per_s']}/s",
+            str(result["e2e_ratio"]),
+            f"{met('e2e_ratio')}; {v['e2e_per_s']['target']}/s"
+            f" {'met' if v['e2e_per_s']['met'] else 'NOT MET'}",
+        ),
+        (
+            f"p99 accept at half the e2e rate ({h['rate_per_s']}/s)",
+            f"{h['accept_latency_ms']['p99']} ms",
+            "",
+            met("p99_accept_half_ms"),
+        ),
+        (
+            "all CPU per delivery (services, entry, stores, client)",
+            f"{m['cpu_ms_per_delivery']['all']} ms",
+            "",
+            met("cpu_ms_per_delivery"),
+        ),
+        (
+            "accept path CPU per accept (ingestion + entry point)",
+            f"{p['accept_cpu_ms']['accept path']} ms",
+            "",
+            "",
+        ),
+    ]
+    print(f"\n  {'figure':<62}{'value':>12}{'x baseline':>12}   target")
+    for label, value, ratio, target in rows:
+        print(f"  {label:<62}{value:>12}{ratio:>12}   {target}")
+    print("  other targets:")
+    for key in ("readiness_max_s", "idle_rss_max_mb"):
+        print(f"    {TARGETS[key][2]:<58}{v[key]['value']!s:>12}{'':>12}   {met(key)}")
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
@@ -812,7 +960,8 @@ def main() -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     print(f"bench: N={N_REQUESTS}, sweep N={N_SWEEP} at {CONCURRENCIES}, {WORKERS} workers")
     print(f"  {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} (shared machine)")
-    print(f"  baseline: {BASELINE.label}, paused-accept N={N_PAUSED}")
+    print(f"  baseline: {BASELINE.label}, through the entry point: {BASELINE_WHAT}")
+    print(f"  paused-accept N={N_PAUSED}, footings {','.join(FOOTINGS)} (BENCH_FOOTINGS=...)")
     status = 0
     for name in FOOTINGS:
         print(f"\n--- {name} ---")

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from gateway import routes
+from contracts import routes
 from tests.charts.conftest import (
     NAMESPACE,
     RELEASE,

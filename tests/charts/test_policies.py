@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from gateway import routes
+from contracts import routes
 from tests.charts.conftest import (
     ENVIRONMENTS,
     K8S,

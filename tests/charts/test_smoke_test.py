@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from gateway import routes
+from contracts import routes
 from tests.charts.conftest import UMBRELLA, _render
 
 SCRIPT = UMBRELLA / "files" / "smoke_test.py"

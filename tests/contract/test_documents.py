@@ -147,3 +147,35 @@ async def test_concurrent_read_modify_write_loses_no_update(store: DocumentStore
     await asyncio.gather(*(increment() for _ in range(20)))
     got = await store.get("counter")
     assert got is not None and got.body["n"] == 20
+
+
+async def test_create_many_creates_the_new_and_leaves_the_taken(store: DocumentStore) -> None:
+    await store.create("d2", {"n": 0})
+    created = await store.create_many([("d1", {"n": 1}), ("d2", {"n": 2}), ("d3", {"n": 3})])
+    assert [None if d is None else (d.id, d.body) for d in created] == [
+        ("d1", {"n": 1}),
+        None,
+        ("d3", {"n": 3}),
+    ]
+    for id, n in (("d1", 1), ("d2", 0), ("d3", 3)):
+        got = await store.get(id)
+        assert got is not None and got.body == {"n": n}
+    first = created[0]
+    assert first is not None and (await store.get("d1")) == first
+    assert await store.create_many([]) == []
+
+
+async def test_create_many_refuses_an_unstorable_body_before_writing_any(
+    store: DocumentStore,
+) -> None:
+    with pytest.raises(ValueError, match="not storable"):
+        await store.create_many([("d1", {"n": 1}), ("d2", {"n": 2**64})])
+    assert await store.get("d1") is None
+
+
+async def test_concurrent_create_many_of_one_id_creates_it_once(store: DocumentStore) -> None:
+    outcomes = await asyncio.gather(*(store.create_many([("d1", {"n": n})]) for n in range(8)))
+    winners = [batch[0] for batch in outcomes if batch[0] is not None]
+    assert len(winners) == 1
+    got = await store.get("d1")
+    assert got is not None and got == winners[0]

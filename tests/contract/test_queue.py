@@ -198,6 +198,24 @@ async def test_messages_are_shared_between_competing_consumers(queue_factory: Co
     assert seen == {m.message_id for m in sent}
 
 
+async def test_a_batch_sent_at_once_is_received_whole_and_in_order(
+    queue_factory: Connect,
+) -> None:
+    q = await queue_factory()
+    sent = [message(n=str(n)) for n in range(20)]
+    await q.send_many(sent)
+    await q.send_many([])
+    received = []
+    deadline = time.monotonic() + 20
+    while len(received) < len(sent) and time.monotonic() < deadline:
+        for got in await q.receive(max_messages=10, wait_seconds=1.0):
+            received.append(got)
+            await q.complete(got)
+    assert [(m.message_id, m.body, m.properties) for m in received] == [
+        (m.message_id, m.body, m.properties) for m in sent
+    ]
+
+
 async def _wait_for_dead_letter(q: MessageQueue, message_id: str, within: float = 15.0):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:

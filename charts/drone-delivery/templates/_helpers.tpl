@@ -6,7 +6,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 
-{{/* The public route table (services/gateway/routes.py, copied by scripts/sync-chart-routes.sh). */}}
+{{/* The public route table (services/contracts/routes.py, copied by scripts/sync-chart-routes.sh). */}}
 {{- define "drone-delivery.routes" -}}
 {{- .Files.Get "files/routes.json" -}}
 {{- end -}}

@@ -68,6 +68,13 @@ class DocumentStore(Protocol):
         """Insert a new document; DocumentExists if the id is taken."""
         ...
 
+    async def create_many(self, items: Sequence[tuple[str, JSON]]) -> list[Document | None]:
+        """Insert new documents in one round trip where the store can; for each, in order,
+        the document or None where the id was taken (that one is left as it was). A body that
+        cannot be stored raises ValueError before anything is written; a store that cannot
+        be reached raises, and each document is then either written or not."""
+        ...
+
     async def replace(self, id: str, body: JSON, *, etag: str) -> Document:
         """Overwrite only if unchanged since read; DocumentNotFound or ConcurrencyConflict."""
         ...

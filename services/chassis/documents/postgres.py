@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -145,6 +146,24 @@ class PostgresDocumentStore:
         if status == "INSERT 0 0":
             raise DocumentExists(id)
         return Document(id, body, etag)
+
+    async def create_many(self, items: Sequence[tuple[str, JSON]]) -> list[Document | None]:
+        if not items:
+            return []
+        etags = [uuid.uuid4().hex for _ in items]
+        rows = await self._pool.fetch(
+            f"INSERT INTO {self._table} (id, body, etag)"
+            " SELECT * FROM unnest($1::text[], $2::jsonb[], $3::text[])"
+            " ON CONFLICT (id) DO NOTHING RETURNING id",
+            [id for id, _ in items],
+            [jsoncodec.dumps(body) for _, body in items],
+            etags,
+        )
+        created = {row["id"] for row in rows}
+        return [
+            Document(id, body, etag) if id in created else None
+            for (id, body), etag in zip(items, etags, strict=True)
+        ]
 
     async def replace(self, id: str, body: JSON, *, etag: str) -> Document:
         new = uuid.uuid4().hex

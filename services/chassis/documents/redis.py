@@ -17,7 +17,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -139,25 +139,31 @@ class RedisDocumentStore:
         body, etag = await self._redis.hmget(self._doc_key(id), ["body", "etag"])
         return None if body is None else Document(id, jsoncodec.loads(body), cast(str, etag))
 
-    async def _write(self, mode: str, id: str, body: JSON, expected: str = "") -> Document:
-        etag = uuid.uuid4().hex
+    def _write_call(
+        self, mode: str, id: str, body: JSON, expected: str = ""
+    ) -> tuple[list[str], list[str | bytes], str]:
+        """The write script's keys, its arguments, and the new etag."""
         index_keys = [
             self._index_key(f, scalar[1])
             for f in self._indexed
             if (scalar := _as_json(body.get(f))) is not None
         ]
-        outcome = await self._write_script(
-            keys=[self._doc_key(id), self._ids, *index_keys],
-            # ensure_ascii=False: Lua's cjson then sees the keys' exact UTF-8 bytes.
-            args=[
-                mode,
-                expected,
-                jsoncodec.dumps(body),
-                etag,
-                id,
-                json.dumps(index_keys, ensure_ascii=False),
-            ],
-        )
+        keys = [self._doc_key(id), self._ids, *index_keys]
+        # ensure_ascii=False: Lua's cjson then sees the keys' exact UTF-8 bytes.
+        etag = uuid.uuid4().hex
+        args: list[str | bytes] = [
+            mode,
+            expected,
+            jsoncodec.dumps(body),
+            etag,
+            id,
+            json.dumps(index_keys, ensure_ascii=False),
+        ]
+        return keys, args, etag
+
+    async def _write(self, mode: str, id: str, body: JSON, expected: str = "") -> Document:
+        keys, args, etag = self._write_call(mode, id, body, expected)
+        outcome = await self._write_script(keys=keys, args=args)
         if outcome == "exists":
             raise DocumentExists(id)
         if outcome == "missing":
@@ -168,6 +174,22 @@ class RedisDocumentStore:
 
     async def create(self, id: str, body: JSON) -> Document:
         return await self._write("create", id, body)
+
+    async def create_many(self, items: Sequence[tuple[str, JSON]]) -> list[Document | None]:
+        if not items:
+            return []
+        # A pipeline without MULTI: one round trip, each script atomic on its own.
+        async with self._redis.pipeline(transaction=False) as pipe:
+            etags = []
+            for id, body in items:
+                keys, args, etag = self._write_call("create", id, body)
+                etags.append(etag)
+                await self._write_script(keys=keys, args=args, client=pipe)
+            outcomes = await pipe.execute()
+        return [
+            Document(id, body, etag) if outcome == "ok" else None
+            for (id, body), etag, outcome in zip(items, etags, outcomes, strict=True)
+        ]
 
     async def replace(self, id: str, body: JSON, *, etag: str) -> Document:
         return await self._write("replace", id, body, expected=etag)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -108,6 +109,24 @@ class SqliteDocumentStore:
         except aiosqlite.IntegrityError as e:
             raise DocumentExists(id) from e
         return Document(id, body, etag)
+
+    async def create_many(self, items: Sequence[tuple[str, JSON]]) -> list[Document | None]:
+        if not items:
+            return []
+        # One statement, so one commit, and no other caller's writes on this shared
+        # connection inside its transaction.
+        rows = [(id, _text(body), uuid.uuid4().hex) for id, body in items]
+        placeholders = ", ".join("(?, ?, ?)" for _ in rows)
+        async with self._db.execute(
+            f"INSERT INTO {self._table} (id, body, etag) VALUES {placeholders}"
+            " ON CONFLICT (id) DO NOTHING RETURNING id",
+            [value for row in rows for value in row],
+        ) as c:
+            created = {row[0] for row in await c.fetchall()}
+        return [
+            Document(id, body, etag) if id in created else None
+            for (id, body), (_, _, etag) in zip(items, rows, strict=True)
+        ]
 
     async def replace(self, id: str, body: JSON, *, etag: str) -> Document:
         new = uuid.uuid4().hex

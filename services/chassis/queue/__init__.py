@@ -8,9 +8,10 @@ a higher delivery count; past the maximum count the queue dead-letters it itself
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 MAX_DELIVERY_EXCEEDED = "MaxDeliveryCountExceeded"
 
@@ -56,6 +57,13 @@ class MessageQueue(Protocol):
         """Return only once the message is durably stored by the queue (or raise)."""
         ...
 
+    async def send_many(self, messages: Sequence[OutgoingMessage]) -> None:
+        """Send the messages in one round trip where the queue can, in their order; return
+        only once every one is durably stored, or raise (some may be stored then, as when a
+        single send times out: a retry sends them again, and duplicate detection or the
+        consumer's idempotence absorbs that)."""
+        ...
+
     async def receive(
         self, *, max_messages: int = 1, wait_seconds: float = 1.0
     ) -> list[ReceivedMessage]:
@@ -91,6 +99,19 @@ class QueueOptions:
     lock_seconds: float = 30.0
     max_delivery_count: int = 10
     prefetch: int = 16
+
+
+def with_default_queue(url: str, queue: str) -> str:
+    """`url`, naming `queue` if it names none (or an empty one). The default is the
+    service's to give: the chassis has none. A Service Bus URL names its queue in its path,
+    which it cannot do without."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if parts.scheme == "servicebus" or any(k == "queue" and v for k, v in query):
+        return url
+    named = [*((k, v) for k, v in query if k != "queue"), ("queue", queue)]
+    # Not urlunsplit: it turns sqlite:///path into sqlite:/path.
+    return f"{url.partition('?')[0]}?{urlencode(named)}"
 
 
 async def connect_message_queue(url: str, options: QueueOptions | None = None) -> MessageQueue:

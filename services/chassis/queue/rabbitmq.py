@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -63,7 +63,6 @@ from chassis.startup import connect_retrying
 
 log = logging.getLogger(__name__)
 
-DEFAULT_QUEUE = "deliveryrequests"
 CONNECT_RETRY_SECONDS = 60.0  # the broker takes ~10 s to accept work after a (re)start
 CONNECT_TIMEOUT_SECONDS = 10.0
 # Held abandons occupy a prefetch slot and must end well before consumer_timeout.
@@ -104,7 +103,9 @@ class RabbitTarget:
     def parse(cls, url: str) -> RabbitTarget:
         parts = urlsplit(url)
         query = parse_qsl(parts.query, keep_blank_values=True)
-        name = next((v for k, v in query if k == "queue"), "") or DEFAULT_QUEUE
+        name = next((v for k, v in query if k == "queue"), "")
+        if not name:
+            raise ValueError("the amqp URL names no queue: add ?queue=NAME")
         rest = urlencode([(k, v) for k, v in query if k != "queue"])
         return cls(amqp_url=urlunsplit(parts._replace(query=rest)), queue=name)
 
@@ -193,6 +194,17 @@ class RabbitQueue:
     # -- sending -----------------------------------------------------------------------
 
     async def send(self, message: OutgoingMessage) -> None:
+        await self._send(message)
+
+    async def send_many(self, messages: Sequence[OutgoingMessage]) -> None:
+        # Published back to back on the confirming channel, so the frames go out in order
+        # and the confirms come back together: one round trip for the batch, not one each.
+        outcomes = await asyncio.gather(*(self._send(m) for m in messages), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    async def _send(self, message: OutgoingMessage) -> None:
         await self._publish(
             self._publisher.default_exchange,
             routing_key=self._target.queue,

@@ -16,6 +16,7 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from urllib.parse import parse_qs, urlsplit
 
 import aiosqlite
@@ -82,7 +83,9 @@ class SqliteQueue:
 
     @classmethod
     async def connect(cls, url: str, options: QueueOptions) -> SqliteQueue:
-        name = parse_qs(urlsplit(url).query).get("queue", ["deliveryrequests"])[0]
+        name = parse_qs(urlsplit(url).query).get("queue", [""])[0]
+        if not name:
+            raise ValueError(f"the queue URL names no queue: add ?queue=NAME to {url}")
         db = await open_sqlite(url.split("?", 1)[0])
         await db.executescript(_SCHEMA)
         return cls(db, name, options)
@@ -91,6 +94,12 @@ class SqliteQueue:
         await self._db.execute("BEGIN IMMEDIATE")
 
     async def send(self, message: OutgoingMessage) -> None:
+        await self.send_many([message])
+
+    async def send_many(self, messages: Sequence[OutgoingMessage]) -> None:
+        """One transaction for the batch: one commit, however many messages."""
+        if not messages:
+            return
         async with self._lock:
             await self._transaction()
             now = time.time()  # taken in turn: sends are in the order of their times
@@ -98,23 +107,25 @@ class SqliteQueue:
                 await self._db.execute(
                     DROP_EXPIRED_IDS, (self._name, now - DUPLICATE_WINDOW_SECONDS)
                 )
-                cur = await self._db.execute(
-                    "INSERT OR IGNORE INTO sent_ids (queue, message_id, sent_at) VALUES (?, ?, ?)",
-                    (self._name, message.message_id, now),
-                )
-                if cur.rowcount:  # a duplicate within the window is accepted and dropped
-                    await self._db.execute(
-                        "INSERT INTO messages (queue, message_id, body, properties, enqueued_at,"
-                        " visible_at) VALUES (?, ?, ?, ?, ?, ?)",
-                        (
-                            self._name,
-                            message.message_id,
-                            message.body,
-                            json.dumps(message.properties),
-                            now,
-                            now,
-                        ),
+                for message in messages:
+                    cur = await self._db.execute(
+                        "INSERT OR IGNORE INTO sent_ids (queue, message_id, sent_at)"
+                        " VALUES (?, ?, ?)",
+                        (self._name, message.message_id, now),
                     )
+                    if cur.rowcount:  # a duplicate within the window is accepted and dropped
+                        await self._db.execute(
+                            "INSERT INTO messages (queue, message_id, body, properties,"
+                            " enqueued_at, visible_at) VALUES (?, ?, ?, ?, ?, ?)",
+                            (
+                                self._name,
+                                message.message_id,
+                                message.body,
+                                json.dumps(message.properties),
+                                now,
+                                now,
+                            ),
+                        )
                 await self._db.commit()
             except BaseException:
                 await self._db.rollback()

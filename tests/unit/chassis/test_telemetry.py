@@ -87,7 +87,7 @@ def test_the_exporter_is_chosen_by_the_environment(env: dict[str, str], chosen: 
     [
         ("sqlite:///data/queue.db?queue=deliveryrequests", "sqlite", "deliveryrequests"),
         ("amqp://guest:guest@rabbit:5672/%2F?queue=e2e-1", "rabbitmq", "e2e-1"),
-        ("amqps://user:pass@rabbit/%2F", "rabbitmq", "deliveryrequests"),
+        ("amqps://user:pass@rabbit/%2F?heartbeat=30&queue=q", "rabbitmq", "q"),
         ("servicebus://ns.servicebus.windows.net/deliveries", "servicebus", "deliveries"),
     ],
 )

@@ -19,7 +19,7 @@ import chassis.metrics
 import ingestion.metrics
 import workflow.metrics
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 OBSERVABILITY = ROOT / "docker" / "observability"
 DASHBOARD = OBSERVABILITY / "grafana" / "dashboards" / "drone-delivery.json"
 COMPOSE = ROOT / "docker-compose.observability.yml"

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from contracts.routes import ROUTES, VERSION_PREFIX, path_is_public, route_for
 from gateway import nginx
-from gateway.routes import ROUTES, VERSION_PREFIX, path_is_public, route_for
 from tests import servers
 
-COMMITTED = Path(__file__).resolve().parents[2] / "docker" / "nginx" / "default.conf"
+COMMITTED = Path(__file__).resolve().parents[3] / "docker" / "nginx" / "default.conf"
 # Debian installs it in /usr/sbin, which a non-login PATH may lack.
 NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")

@@ -16,7 +16,7 @@ import pytest
 from chassis.http import DownstreamUnavailable, ServiceClient
 from chassis.queue import ReceivedMessage
 from contracts.messages import DeliveryRequested
-from gateway.routes import route_for
+from contracts.routes import route_for
 from tests.loopback import LoopbackHandler, LoopbackServer, answer
 from workflow.locations import ServiceArea, resolve
 from workflow.service import (

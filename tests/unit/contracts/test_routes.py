@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from gateway.routes import (
+from contracts.routes import (
     PUBLIC_SERVICES,
     ROUTES,
     VERSION_PREFIX,

@@ -1,4 +1,4 @@
-"""The public request bodies (ingestion's schemas) and the queue messages built from them."""
+"""The public request bodies (ingestion's schemas), read as the original's clients write them."""
 
 from __future__ import annotations
 
@@ -7,53 +7,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 
 from contracts.messages import (
-    MESSAGE_TYPES,
-    CancelRequested,
     DeliveryRequested,
-    Operation,
-    RescheduleRequested,
 )
 from contracts.vocabulary import ConfirmationType, PackageSize
 from ingestion.schemas import DeliveryRequest, RescheduleRequest
-
-# The body from the original reference implementation's guide, byte for byte.
-GUIDE_BODY: dict[str, Any] = {
-    "confirmationRequired": "None",
-    "deadline": "",
-    "dropOffLocation": "drop off",
-    "expedited": True,
-    "ownerId": "myowner",
-    "packageInfo": {"packageId": "mypackage", "size": "Small", "tag": "mytag", "weight": 10},
-    "pickupLocation": "my pickup",
-    "pickupTime": "2019-05-08T20:00:00.000Z",
-}
-REQUESTED_AT = datetime(2024, 5, 8, 12, 0, tzinfo=UTC)
-
-
-def guide_body(**changes: Any) -> dict[str, Any]:
-    body = copy.deepcopy(GUIDE_BODY)
-    body.update(changes)
-    return body
-
-
-def with_package(**changes: Any) -> dict[str, Any]:
-    body = guide_body()
-    body["packageInfo"].update(changes)
-    return body
-
-
-def rejected_fields(model: type[Any], body: Any) -> set[tuple[str | int, ...]]:
-    """The fields named by the validation errors (without pydantic's union-branch tags)."""
-    with pytest.raises(ValidationError) as caught:
-        model.model_validate(body)
-    return {
-        tuple(part for part in e["loc"] if isinstance(part, int) or part.isidentifier())
-        for e in caught.value.errors()
-    }
-
+from tests.unit.guide import GUIDE_BODY, REQUESTED_AT, guide_body, rejected_fields, with_package
 
 # --- the public body -------------------------------------------------------------------
 
@@ -291,81 +251,6 @@ def test_a_reschedule_with_only_a_delivery_id_changes_nothing() -> None:
 def test_a_reschedule_time_may_be_epoch_milliseconds() -> None:
     request = RescheduleRequest.model_validate({"pickupTime": "1557345600000"})
     assert request.pickupTime == datetime(2019, 5, 8, 20, 0, tzinfo=UTC)
-
-
-# --- the queue messages ----------------------------------------------------------------
-
-
-def test_a_delivery_message_is_the_public_body_plus_its_id_and_time() -> None:
-    request = DeliveryRequest.model_validate(GUIDE_BODY)
-    message = DeliveryRequested(deliveryId="d-1", requestedAt=REQUESTED_AT, **request.model_dump())
-    back = DeliveryRequested.model_validate_json(message.model_dump_json())
-    assert back == message
-    assert back.packageInfo.packageId == "mypackage"
-    assert back.pickupTime == datetime(2019, 5, 8, 20, 0, tzinfo=UTC)
-    assert back.requestedAt == REQUESTED_AT
-
-
-def test_a_delivery_message_needs_its_id_and_time() -> None:
-    body = {**GUIDE_BODY, "deliveryId": "d/1"}
-    assert rejected_fields(DeliveryRequested, body) == {("deliveryId",), ("requestedAt",)}
-
-
-def message_body(**changes: Any) -> dict[str, Any]:
-    return {**GUIDE_BODY, "deliveryId": "d-1", "requestedAt": REQUESTED_AT.isoformat(), **changes}
-
-
-def test_every_message_is_the_whole_request_at_a_version() -> None:
-    # A reschedule or cancel never needs an earlier message: it says all there is.
-    for kind in (RescheduleRequested, CancelRequested):
-        back = kind.model_validate_json(
-            kind.model_validate(message_body(version=3)).model_dump_json()
-        )
-        assert back.version == 3
-        assert back.packageInfo.packageId == "mypackage"
-        assert back.pickupLocation == "my pickup"
-
-
-def test_a_message_without_a_version_is_the_first_one() -> None:
-    assert DeliveryRequested.model_validate(message_body()).version == 1
-
-
-@pytest.mark.parametrize("version", [0, -1, 2**31 + 1, "two", 1.5])
-def test_a_version_is_a_positive_whole_number(version: object) -> None:
-    assert rejected_fields(RescheduleRequested, message_body(version=version)) == {("version",)}
-
-
-def test_a_reschedule_message_refuses_an_empty_location() -> None:
-    assert rejected_fields(RescheduleRequested, message_body(dropOffLocation="")) == {
-        ("dropOffLocation",)
-    }
-
-
-def test_a_cancel_message_names_its_delivery_and_time() -> None:
-    message = CancelRequested.model_validate(message_body(requestedAt="2024-05-08T12:00:00Z"))
-    assert message.requestedAt == REQUESTED_AT
-    body = {k: v for k, v in message_body().items() if k != "requestedAt"}
-    assert rejected_fields(CancelRequested, body) == {("requestedAt",)}
-
-
-def test_unknown_fields_from_a_newer_sender_are_ignored() -> None:
-    message = CancelRequested.model_validate(message_body(reason="changed mind"))
-    assert "reason" not in message.model_dump()
-
-
-def test_messages_cannot_be_changed_once_made() -> None:
-    message = CancelRequested.model_validate(message_body())
-    with pytest.raises(ValidationError):
-        message.deliveryId = "d-2"  # type: ignore[misc]
-
-
-def test_each_operation_has_its_message_type() -> None:
-    assert [op.value for op in Operation] == ["delivery", "reschedule", "cancel"]
-    assert dict(MESSAGE_TYPES) == {
-        Operation.DELIVERY: DeliveryRequested,
-        Operation.RESCHEDULE: RescheduleRequested,
-        Operation.CANCEL: CancelRequested,
-    }
 
 
 @pytest.mark.parametrize(

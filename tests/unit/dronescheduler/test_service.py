@@ -339,3 +339,111 @@ async def test_freeing_an_older_version_leaves_a_newer_booking_alone(
     assert await windows_of(drones, "f2") == [newer["droneId"]]
     await service.cancel(drones=drones, assignments=assignments, delivery_id="f2", version=4)
     assert await windows_of(drones, "f2") == []
+
+
+# ------------------------------------------------ replicas, and what the last release wrote
+
+
+async def test_replicas_booking_on_what_they_knew_never_double_book(tmp_path: Path) -> None:
+    # Two replicas: each its own connections and its own knowledge of the fleet, which the
+    # other's bookings put behind the store. Only the drones' ETags stand between them.
+    url = f"sqlite:///{tmp_path}/replicas.db"
+    replicas = []
+    for _ in range(2):
+        replica = (
+            await connect_document_store(url, service.DRONES),
+            await connect_document_store(url, service.ASSIGNMENTS),
+        )
+        replicas.append(replica)
+    drones, _ = replicas[0]
+    await service.ensure_fleet(drones=drones, size=3, base=Location(47.6, -122.3))
+    try:
+        for one in replicas:  # each reads the fleet once, before the other books
+            await service.assign(drones=one[0], assignments=one[1], request=request(f"w{id(one)}"))
+        await asyncio.gather(
+            *(
+                service.assign(
+                    drones=replicas[i % 2][0],
+                    assignments=replicas[i % 2][1],
+                    request=request(f"r{i}"),
+                )
+                for i in range(24)
+            )
+        )
+        for doc in await drones.find():
+            drone = Drone.from_json(doc.body)
+            for before, after in zip(drone.schedule, drone.schedule[1:], strict=False):
+                assert before.delivery_eta <= after.departure, drone.id
+        for i in range(24):
+            doc = await replicas[0][1].get(f"r{i}")
+            assert doc is not None and doc.body["status"] == service.ASSIGNED
+            assert await windows_of(drones, f"r{i}") == [doc.body["droneId"]]
+    finally:
+        for d, a in replicas:
+            await d.close()
+            await a.close()
+
+
+async def test_documents_the_last_release_wrote_are_read_and_updated(tmp_path: Path) -> None:
+    # The release before this one kept each drone whole (its schedule as rows, or as
+    # objects before that, and its fences); a side-by-side upgrade books on what it wrote,
+    # and takes over a claim its booker left.
+    url = f"sqlite:///{tmp_path}/upgrade.db"
+    drones = await connect_document_store(url, service.DRONES)
+    assignments = await connect_document_store(url, service.ASSIGNMENTS)
+    home = {"latitude": 47.61, "longitude": -122.33, "altitude": 0.0}
+    soon = NOW + timedelta(minutes=20)
+    left = {
+        "deliveryId": "left",
+        "requestedAt": NOW.isoformat(),
+        "departure": soon.isoformat(),
+        "departureLocation": home,
+        "pickupETA": (soon + timedelta(minutes=1)).isoformat(),
+        "deliveryETA": (soon + timedelta(minutes=9)).isoformat(),
+        "dropoff": {"latitude": 47.65, "longitude": -122.30, "altitude": 0.0},
+        "miles": 3.1,
+    }
+    kept = dict(left, deliveryId="kept")
+    for key, at in (("departure", 40), ("pickupETA", 41), ("deliveryETA", 49)):
+        kept[key] = (NOW + timedelta(minutes=at)).isoformat()
+    old_fence = ["gone", 4, (NOW - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)]
+    await drones.create(
+        "drone-001",
+        {"id": "drone-001", "home": home, "lastLocation": home, "schedule": [left, kept]},
+    )
+    rows = Drone.from_json({"id": "drone-002", "home": home, "lastLocation": home, "schedule": []})
+    await drones.create("drone-002", {**rows.to_json(), "fences": [old_fence]})
+    stale = (NOW - service.CLAIM_STALE_AFTER - timedelta(seconds=1)).isoformat()
+    claim = {
+        "deliveryId": "left",
+        "ownerId": "owner",
+        "status": service.BOOKING,
+        "claimedAt": stale,
+        "token": 1,
+        "intent": "drone-001",
+        "dirty": [],
+        "version": 1,
+        "request": request("left", version=1).model_dump(mode="json"),
+    }
+    await assignments.create("left", claim)
+    try:
+        booked = await service.assign(
+            drones=drones, assignments=assignments, request=request("left", version=2), now=NOW
+        )
+        assert booked["status"] == service.ASSIGNED and booked["token"] == 2
+        assert await windows_of(drones, "left") == [booked["droneId"]]
+        assert await windows_of(drones, "kept") == ["drone-001"]
+        for i in range(6):  # and more bookings on both, each written whole again
+            await service.assign(
+                drones=drones, assignments=assignments, request=request(f"n{i}"), now=NOW
+            )
+        for doc in await drones.find():
+            drone = Drone.from_json(doc.body)
+            assert all(isinstance(w, list) for w in doc.body["schedule"])  # rows now
+            for before, after in zip(drone.schedule, drone.schedule[1:], strict=False):
+                assert before.delivery_eta <= after.departure, drone.id
+        two = await drones.get("drone-002")
+        assert two is not None and two.body["fences"] == [old_fence]  # kept as it was
+    finally:
+        await drones.close()
+        await assignments.close()
