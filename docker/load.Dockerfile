@@ -1,7 +1,7 @@
 # The load generator: Locust with the scenarios of tests/load, for
 # `docker compose --profile load up` and the chart's optional load component.
 #   docker build -f docker/load.Dockerfile -t drone-delivery/load .
-# LOCUST_VERSION follows uv.lock (tests/unit/test_load_image.py keeps them equal).
+# LOCUST_VERSION follows uv.lock (tests/infra/test_release.py keeps them equal).
 # Extra CA certificates: docker/certs/, as for docker/service.Dockerfile.
 ARG BASE_IMAGE=python:3.11-slim
 

@@ -4,6 +4,7 @@ provenance, and pins what it pushed: what the linters in scripts/check-infra.sh 
 from __future__ import annotations
 
 import re
+import tomllib
 from typing import Any
 
 import pytest
@@ -68,3 +69,12 @@ def test_pins_what_it_pushed(release: dict[Any, Any]) -> None:
     run = "\n".join(s.get("run", "") for s in pin["steps"])
     assert "scripts/pin-images.py" in run and "--digests digests" in run
     assert "gh pr create" in run
+
+
+def test_the_load_image_installs_the_locked_locust() -> None:
+    lock = tomllib.loads((ROOT / "uv.lock").read_text())
+    (locked,) = [p["version"] for p in lock["package"] if p["name"] == "locust"]
+    dockerfile = (ROOT / "docker" / "load.Dockerfile").read_text()
+    match = re.search(r"^ARG LOCUST_VERSION=(\S+)$", dockerfile, re.M)
+    assert match, "docker/load.Dockerfile has no ARG LOCUST_VERSION"
+    assert match.group(1) == locked
