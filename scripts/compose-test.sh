@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The system as docker compose runs it, tested through its entry point (CI's compose job):
 #   engine -> stand-in images -> service images -> compose up --wait -> datastore check
-#   -> e2e suite against the gateway -> compose down -v -> engine stop
+#   -> e2e suite against the gateway -> tests/compose (restarts, the load profile)
+#   -> compose down -v -> engine stop
 # Teardown always runs (trap), and each phase's time is printed at the end.
 # Env: GATEWAY_PORT (8080), COMPOSE_PROJECT (drone-delivery-test), UV (uv),
 # PYTEST_ARGS (-q), KEEP_UP=1 leaves the stack and engine running for a look.
@@ -13,7 +14,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 export GATEWAY_PORT="${GATEWAY_PORT:-8080}"
 PROJECT="${COMPOSE_PROJECT:-drone-delivery-test}"
-COMPOSE=(docker compose -p "$PROJECT" -f docker-compose.yml -f docker-compose.ci.yml)
+# Images built from this checkout (docker-compose.build.yml), bases from the stand-ins.
+COMPOSE=(docker compose -p "$PROJECT" -f docker-compose.yml -f docker-compose.build.yml -f docker-compose.ci.yml)
 OUT="$ROOT/build/compose-test"
 UV="${UV:-uv}"
 mkdir -p "$OUT"
@@ -46,7 +48,7 @@ teardown() {
     if [ "${KEEP_UP:-0}" = 1 ]; then
         echo "KEEP_UP=1: stack and engine left running (${COMPOSE[*]} down -v; scripts/docker-engine.sh stop)" >&2
     else
-        [ "$compose_started" = 1 ] && phase down "${COMPOSE[@]}" down -v --remove-orphans --timeout 20
+        [ "$compose_started" = 1 ] && phase down "${COMPOSE[@]}" --profile load down -v --remove-orphans --timeout 20
         phase engine-stop scripts/docker-engine.sh stop
     fi
     echo "=== timings" >&2
@@ -75,7 +77,8 @@ build_services() {
     # One first: the others then reuse its dependency layer instead of each installing the
     # same locked dependencies at once.
     "${COMPOSE[@]}" build --quiet ingestion || return
-    "${COMPOSE[@]}" build --quiet
+    # The load profile's Locust image too: tests/compose runs it.
+    "${COMPOSE[@]}" --profile load build --quiet
 }
 
 e2e() {

@@ -6,6 +6,10 @@
 `RealisticMix` is what clients do over a delivery's life: create it, poll its status, now
 and then reschedule or cancel it, read it back. Select one with SCENARIO (original, mix) or
 run both with SCENARIO=all.
+
+Where the system runs (`docker compose --profile load up`, the chart's `load` component),
+each run's HTML report is also written to LOAD_REPORT_DIR when the run stops, whether it
+ran out of time or was stopped from the web UI.
 """
 
 from __future__ import annotations
@@ -14,12 +18,27 @@ import os
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from locust import FastHttpUser, between, constant_throughput, tag, task
+from locust import FastHttpUser, between, constant_throughput, events, tag, task
+from locust.env import Environment
+from locust.html import get_html_report
 
 PREFIX = os.environ.get("API_PREFIX", "/v0.1.0")  # the original guide's form
 SIZES = ("Small", "Medium", "Large")
+# In a cluster the target is the entry point's Service, named by the public host name.
+HOST_HEADER = os.environ.get("LOAD_HOST_HEADER", "")
+# Locust does not check certificates unless told to (LOAD_TLS_VERIFY=true).
+TLS_VERIFY = os.environ.get("LOAD_TLS_VERIFY", "false").lower() == "true"
+
+
+class ApiUser(FastHttpUser):
+    """What both scenarios share: how they reach the entry point."""
+
+    abstract = True
+    default_headers = {"Host": HOST_HEADER} if HOST_HEADER else None
+    insecure = not TLS_VERIFY
 
 
 def delivery_request(owner: str) -> dict[str, Any]:
@@ -41,7 +60,7 @@ def delivery_request(owner: str) -> dict[str, Any]:
     }
 
 
-class OriginalScenario(FastHttpUser):
+class OriginalScenario(ApiUser):
     """POST /api/deliveryrequests at a steady rate per user (RATE requests/s, default 1)."""
 
     wait_time = constant_throughput(float(os.environ.get("RATE", "1")))
@@ -60,7 +79,7 @@ class OriginalScenario(FastHttpUser):
                 r.failure(f"expected 202, got {r.status_code}")
 
 
-class RealisticMix(FastHttpUser):
+class RealisticMix(ApiUser):
     """One customer: creates deliveries, polls them, sometimes changes or cancels them."""
 
     wait_time = between(0.5, 2.0)
@@ -127,3 +146,14 @@ class RealisticMix(FastHttpUser):
                 f"{PREFIX}/api/deliveryrequests/{delivery_id}",
                 name="DELETE /api/deliveryrequests/{id}",
             )
+
+
+@events.test_stop.add_listener
+def keep_report(environment: Environment, **_: Any) -> None:
+    """One HTML report per run in LOAD_REPORT_DIR (unset: nothing written)."""
+    folder = os.environ.get("LOAD_REPORT_DIR")
+    if not folder:
+        return
+    path = Path(folder) / f"load-report-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.html"
+    path.write_text(get_html_report(environment, show_download_link=False), encoding="utf-8")
+    print(f"load report: {path}")

@@ -35,3 +35,39 @@ cert-manager.io/cluster-issuer: {{ required "entryPoint.tls.clusterIssuer is req
 {{- define "drone-delivery.gatewayRoutes" -}}
 {{- .Files.Get "files/gateway-routes.json" -}}
 {{- end -}}
+
+
+{{/* Egress to cluster DNS and to the entry point's data plane (80, 443): what the helm test and the load generator need. */}}
+{{- define "drone-delivery.entryPointEgress" -}}
+{{- $np := .Values.networkPolicy -}}
+- to:
+    - namespaceSelector:
+        matchLabels:
+          kubernetes.io/metadata.name: {{ $np.dns.namespace }}
+      podSelector:
+        matchLabels:
+          {{- toYaml $np.dns.podLabels | nindent 10 }}
+  ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
+- to:
+    {{- with $np.gateway.podLabels }}
+    - namespaceSelector:
+        matchLabels:
+          kubernetes.io/metadata.name: {{ $np.gateway.namespace }}
+      podSelector:
+        matchLabels:
+          {{- toYaml . | nindent 10 }}
+    {{- end }}
+    {{- range $np.gateway.cidrs }}
+    - ipBlock:
+        cidr: {{ . }}
+    {{- end }}
+  ports:
+    - port: 80
+      protocol: TCP
+    - port: 443
+      protocol: TCP
+{{- end -}}

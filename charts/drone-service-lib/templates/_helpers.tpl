@@ -28,9 +28,15 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- default (include "drone-service-lib.fullname" .) .Values.serviceAccount.name -}}
 {{- end -}}
 
-{{/* <registry>/drone-delivery/<service>:<tag>, or @digest when one is given. global wins over the chart's own registry and tag. */}}
+{{/* <registry>/drone-delivery/<service>:<tag>, or @digest when one is given. global wins over the chart's own registry and tag. None of those set (nor the service's own repository, tag, digest or a registry other than localhost), and a release pinned in global.image.published (the umbrella chart's default after a release): <published.registry>/drone-delivery-<service>:<tag>@<digest>. */}}
 {{- define "drone-service-lib.image" -}}
 {{- $g := (.Values.global | default dict).image | default dict -}}
+{{- $pub := $g.published | default dict -}}
+{{- $pinned := index ($pub.digests | default dict) .Chart.Name | default "" -}}
+{{- $own := or $g.registry $g.tag .Values.image.repository .Values.image.tag .Values.image.digest (ne .Values.image.registry "localhost") -}}
+{{- if and $pub.registry $pub.tag $pinned (not $own) -}}
+{{- printf "%s/drone-delivery-%s:%s@%s" $pub.registry .Chart.Name $pub.tag $pinned -}}
+{{- else -}}
 {{- $registry := $g.registry | default .Values.image.registry -}}
 {{- $repository := .Values.image.repository | default (printf "drone-delivery/%s" .Chart.Name) -}}
 {{- $ref := printf "%s/%s" $registry $repository | trimPrefix "/" -}}
@@ -39,6 +45,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- printf "%s@%s" $ref $digest -}}
 {{- else -}}
 {{- printf "%s:%s" $ref ($g.tag | default .Values.image.tag | default .Chart.AppVersion) -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
