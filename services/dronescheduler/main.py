@@ -9,10 +9,12 @@ from fastapi import FastAPI
 
 from chassis.app import create_service_app
 from chassis.stores import open_collections
+from dronescheduler import console
 from dronescheduler.config import Settings
 from dronescheduler.models import Location
 from dronescheduler.router import router
 from dronescheduler.service import ASSIGNMENTS, DRONES, ensure_fleet
+from gateway.routes import routed_to
 
 SERVICE = "dronescheduler"
 
@@ -34,7 +36,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return create_service_app(
         name=SERVICE,
         summary="Keeps the fleet and assigns drones to deliveries.",
-        routers=[router],
+        routers=[router, console.router],
         settings=settings,
+        is_public=routed_to(SERVICE),
         resources=resources,
     )

@@ -26,7 +26,16 @@ from chassis.metrics import UNMATCHED, HttpMetrics, metrics_endpoint
 from chassis.problems import problem
 from gateway.config import Settings
 from gateway.openapi import public_openapi
-from gateway.routes import ID, ROUTES, VERSION_PREFIX, Route, methods_for, route_for, strip_version
+from gateway.routes import (
+    ASSET,
+    ID,
+    ROUTES,
+    VERSION_PREFIX,
+    Route,
+    methods_for,
+    route_for,
+    strip_version,
+)
 
 HOP_BY_HOP = {
     "connection",
@@ -47,7 +56,8 @@ UPSTREAM_ONLY = HOP_BY_HOP | {"date", "server"}
 def _template(route: Route) -> str:
     """`/api/deliveries/(?!summary$)<ID>` -> `/api/deliveries/{id}`: ids first, then what
     is left of the lookaheads."""
-    return re.sub(r"\(\?[!=][^()]*\)", "", route.pattern.replace(ID, "{id}"))
+    pattern = route.pattern.replace(ID, "{id}").replace(ASSET, "{asset}")
+    return re.sub(r"\(\?[!=][^()]*\)", "", pattern)
 
 
 _TEMPLATES = {route: _template(route) for route in ROUTES}
@@ -82,6 +92,8 @@ def create_gateway(settings: Settings) -> Starlette:
     upstreams = {
         "ingestion": settings.ingestion_url.rstrip("/"),
         "delivery": settings.delivery_url.rstrip("/"),
+        "dronescheduler": settings.dronescheduler_url.rstrip("/"),
+        "workflow": settings.workflow_url.rstrip("/"),
     }
     clients: dict[str, aiohttp.ClientSession] = {}
     health = Health()

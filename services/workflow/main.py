@@ -14,6 +14,8 @@ from chassis.health import Phase
 from chassis.http import Resilience, ServiceClient
 from chassis.queue import QueueOptions, connect_message_queue
 from chassis.telemetry import MessagingTarget
+from gateway.routes import routed_to
+from workflow import console
 from workflow.config import Settings
 from workflow.consumer import Consumer
 from workflow.locations import ServiceArea
@@ -74,6 +76,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             target=MessagingTarget.from_queue_url(settings.queue_url),
         )
         app.state.consumer = consumer
+        # For the console: the queue's depth, the area its map draws.
+        app.state.queue = queue
+        app.state.service_area = ServiceArea(
+            settings.service_area_latitude,
+            settings.service_area_longitude,
+            settings.service_area_radius_miles,
+        )
         app.state.downstreams = downstreams
         app.state.health.add_liveness_check(
             "consumer", lambda: consumer.stalled_for() < settings.liveness_stall_seconds
@@ -92,7 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return create_service_app(
         name=SERVICE,
         summary="Carries delivery requests from the queue to package, drone scheduler, delivery.",
-        routers=[router],
+        routers=[router, console.router],
         settings=settings,
+        is_public=routed_to(SERVICE),
         resources=resources,
     )
