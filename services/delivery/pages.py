@@ -27,7 +27,7 @@ HEADERS = {
     ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
-    # Revalidated at each load (an ETag answer is a few bytes): a new release shows at once.
+    # A few small files: fetched again at each load, so a new release shows at once.
     "Cache-Control": "no-cache",
 }
 MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}

@@ -110,10 +110,13 @@ def drone_xy(page: Any, drone: str) -> tuple[float, float]:
     return float(node.get_attribute("data-x")), float(node.get_attribute("data-y"))
 
 
-def screenshot(page: Any, name: str) -> Path:
+def screenshot(page: Any, name: str, height: int) -> Path:
+    """The page at the width the tests use, cut to `height` (what the page fills)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / name
-    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": height})
+    page.screenshot(path=str(path))
+    page.set_viewport_size(VIEWPORT)
     return path
 
 
@@ -160,7 +163,7 @@ def test_the_console_shows_the_fleet_and_a_new_delivery_moving_without_a_reload(
     page.fill("#owner", "")
     page.dispatch_event("#owner", "change")
     page.wait_for_timeout(3500)  # let the clock-driven parts of the page settle for the picture
-    screenshot(page, "console.png")
+    screenshot(page, "console.png", 880)
 
 
 def test_the_tracking_page_follows_the_drone_and_says_why_a_delivery_failed(
@@ -188,13 +191,13 @@ def test_the_tracking_page_follows_the_drone_and_says_why_a_delivery_failed(
     )
     page.wait_for_timeout(2500)  # at least one more read, still the same page
     assert same_page(page)
-    screenshot(page, "track.png")
+    screenshot(page, "track.png", 780)
 
     page.goto(f"{system.base_url}/track/{failed}")
     banner = page.locator("#banner.Failed")
     banner.wait_for()
     assert "pickupTime" in (banner.text_content() or "")
-    screenshot(page, "track-failed.png")
+    screenshot(page, "track-failed.png", 780)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 // drones move between reads along the routes the fleet read gave.
 
 import { NeedsToken, formatIn, formatTime, getJson, poll, setToken, signIn } from "./api.js";
-import { along, bounds, circle, el, projection, scaleBar } from "./geo.js";
+import { along, bounds, circle, el, grid, projection, scaleBar } from "./geo.js";
 
 const MAP_W = 1000, MAP_H = 560;
 const TL_W = 1000, TL_LABEL = 78, TL_ROW = 16, TL_AXIS = 22;
@@ -51,18 +51,7 @@ function drawMap() {
   state.box = mapBox(fleet);
   const project = projection(state.box, MAP_W, MAP_H);
   el("rect", { class: "map-bg", x: 0, y: 0, width: MAP_W, height: MAP_H, rx: 8 }, svg);
-  // A grid a mile apart, for a sense of distance.
-  const grid = el("g", {}, svg);
-  const step = 1 / 69;
-  for (let lat = Math.ceil(state.box.south / step) * step; lat < state.box.north; lat += step) {
-    const [, y] = project({ latitude: lat, longitude: state.box.west });
-    el("line", { class: "grid", x1: 0, x2: MAP_W, y1: y, y2: y }, grid);
-  }
-  const kx = Math.cos(((state.box.south + state.box.north) / 2) * (Math.PI / 180));
-  for (let lon = Math.ceil(state.box.west / (step / kx)) * (step / kx); lon < state.box.east; lon += step / kx) {
-    const [x] = project({ latitude: state.box.south, longitude: lon });
-    el("line", { class: "grid", x1: x, x2: x, y1: 0, y2: MAP_H }, grid);
-  }
+  grid(svg, state.box, project, MAP_W, MAP_H);
   if (state.area) {
     const ring = circle(state.area, state.area.radiusMiles).map((p) => project(p).join(",")).join(" ");
     el("polygon", { class: "area", points: ring }, svg);
@@ -85,8 +74,8 @@ function drawMap() {
       el("circle", { class: "dropoff", cx: dx, cy: dy, r: 6 }, routes);
     }
     const g = el("g", { class: d.flying ? "drone flying" : "drone", "data-drone": d.id }, drones);
-    el("circle", { r: 7 }, g);
-    el("text", { x: 10, y: 4 }, g).textContent = d.id.replace(/^drone-0*/, "");
+    el("circle", { r: d.flying ? 7 : 5 }, g);
+    if (d.flying) el("text", { x: 10, y: 4 }, g).textContent = d.id;
     const title = el("title", {}, g);
     title.textContent = d.flying ? `${d.id}: flying ${d.flying}` : `${d.id}: idle`;
     return { drone: d, g };
@@ -124,7 +113,7 @@ function drawTimeline() {
   for (let t = Math.ceil(t0 / quarter) * quarter; t < t1; t += quarter) {
     el("line", { x1: x(t), x2: x(t), y1: TL_AXIS - 6, y2: height }, axis);
     el("text", { x: x(t) + 3, y: 12 }, axis).textContent =
-      new Date(t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+      new Date(t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
   }
   fleet.drones.forEach((d, i) => {
     const y = TL_AXIS + i * TL_ROW;

@@ -72,10 +72,27 @@ export function circle(center, radiusMiles, steps = 96) {
   return points;
 }
 
+// Grid lines a round number of miles apart, at least 48 pixels, for a sense of distance.
+export function grid(svg, box, project, width, height) {
+  const miles = [0.5, 1, 2, 5, 10, 20].find((m) => m * project.pixelsPerMile >= 48) || 50;
+  const g = el("g", {}, svg);
+  const dLat = miles / MILES_PER_DEGREE;
+  const kx = Math.max(Math.cos((((box.south + box.north) / 2) * Math.PI) / 180), 0.01);
+  const dLon = dLat / kx;
+  for (let lat = Math.ceil(box.south / dLat) * dLat; lat < box.north; lat += dLat) {
+    const [, y] = project({ latitude: lat, longitude: box.west });
+    el("line", { class: "grid", x1: 0, x2: width, y1: y, y2: y }, g);
+  }
+  for (let lon = Math.ceil(box.west / dLon) * dLon; lon < box.east; lon += dLon) {
+    const [x] = project({ latitude: box.south, longitude: lon });
+    el("line", { class: "grid", x1: x, x2: x, y1: 0, y2: height }, g);
+  }
+}
+
 // A scale bar of a round number of miles, about a fifth of the width.
 export function scaleBar(svg, project, width, height) {
   const target = width / 5 / project.pixelsPerMile;
-  const miles = [0.5, 1, 2, 5, 10, 20, 50].find((m) => m >= target) || 100;
+  const miles = [0.5, 1, 2, 5, 10, 20, 50].reverse().find((m) => m <= target) || 0.5;
   const length = miles * project.pixelsPerMile;
   const g = el("g", { class: "scale" }, svg);
   el("line", { x1: 16, y1: height - 16, x2: 16 + length, y2: height - 16 }, g);

@@ -3,7 +3,7 @@
 // (it flies straight, at a steady speed, to the pickup and then to the drop-off).
 
 import { NeedsToken, formatIn, formatTime, getJson, poll, setToken, signIn } from "./api.js";
-import { bounds, el, projection, scaleBar } from "./geo.js";
+import { bounds, el, grid, projection, scaleBar } from "./geo.js";
 
 const W = 1000, H = 520;
 const STEPS = {
@@ -45,8 +45,10 @@ function draw() {
   const s = state.status, d = state.delivery;
   const svg = $("route");
   svg.replaceChildren();
-  const project = projection(bounds([d.pickup, d.dropoff, s.lastKnownLocation], 0.6), W, H, 40);
+  const box = bounds([d.pickup, d.dropoff, s.lastKnownLocation], 0.6);
+  const project = projection(box, W, H, 40);
   el("rect", { class: "map-bg", x: 0, y: 0, width: W, height: H, rx: 8 }, svg);
+  grid(svg, box, project, W, H);
   const [px, py] = project(d.pickup), [dx, dy] = project(d.dropoff);
   el("line", { class: "track-line", x1: px, y1: py, x2: dx, y2: dy }, svg);
   const done = el("line", { class: "track-done", x1: px, y1: py, x2: px, y2: py, id: "done-line" }, svg);
@@ -55,7 +57,11 @@ function draw() {
   el("circle", { class: "dropoff", cx: dx, cy: dy, r: 10 }, svg);
   el("text", { class: "label", x: dx + 15, y: dy + 4 }, svg).textContent = "Drop-off";
   const approach = el("line", { class: "route", id: "approach" }, svg);
-  const drone = el("circle", { class: `track-drone ${s.stage}`, r: 10, id: "drone-dot" }, svg);
+  // No drone to show for a delivery no drone carries (failed, or cancelled before booking).
+  const carried = Boolean(d.droneId);
+  const drone = el("circle", { class: `track-drone ${s.stage}`, r: 10, id: "drone-dot", visibility: carried ? "visible" : "hidden" }, svg);
+  const droneLabel = el("text", { class: "label", visibility: carried ? "visible" : "hidden" }, svg);
+  droneLabel.textContent = d.droneId;
   scaleBar(svg, project, W, H);
   state.move = () => {
     const where = droneAt(Date.now() + state.skew);
@@ -64,11 +70,14 @@ function draw() {
     drone.setAttribute("cy", y.toFixed(1));
     drone.dataset.latitude = where.latitude.toFixed(6);
     drone.dataset.longitude = where.longitude.toFixed(6);
+    droneLabel.setAttribute("x", (x + 14).toFixed(1));
+    droneLabel.setAttribute("y", (y - 10).toFixed(1));
     const toPickup = s.stage === "HeadedToPickup" || s.stage === "Created" || s.stage === "Rescheduled";
+    approach.setAttribute("visibility", carried ? "visible" : "hidden");
     approach.setAttribute("x1", x); approach.setAttribute("y1", y);
     approach.setAttribute("x2", toPickup ? px : x); approach.setAttribute("y2", toPickup ? py : y);
-    const carried = s.stage === "HeadedToDropoff" || s.stage === "Completed";
-    done.setAttribute("x2", carried ? x : px); done.setAttribute("y2", carried ? y : py);
+    const loaded = s.stage === "HeadedToDropoff" || s.stage === "Completed";
+    done.setAttribute("x2", loaded ? x : px); done.setAttribute("y2", loaded ? y : py);
   };
   state.move();
 }
