@@ -1,8 +1,9 @@
 """Deliveries as the operations console lists them (docs/console.md): read-only, admins only.
 
 Each delivery's stage is worked out from its document and the clock (delivery/models.py),
-so filtering by stage reads the owner's deliveries (or all) and keeps the matching ones:
-counts per stage, and the newest few in full.
+so filtering by stage goes through the owner's deliveries (or all) and keeps the matching
+ones: counts per stage, and the newest few in full. The documents are mirrored: a refresh
+reads again only those that changed since the last one.
 """
 
 from __future__ import annotations
@@ -14,10 +15,16 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from chassis.auth import OperatorDep, auth_lifespan
+from chassis.documents import JSON
+from chassis.documents.mirror import DocumentMirror
 from delivery.dependencies import StoreDep
 from delivery.models import Stage, status_of
 
 router = APIRouter(prefix="/api/console", tags=["console"], lifespan=auth_lifespan)
+# Each delivery parsed once per version, newest first at every read (chassis/documents/mirror.py).
+_deliveries: DocumentMirror[tuple[str, JSON]] = DocumentMirror(
+    lambda id, body: (_recency(body), body)
+)
 
 
 class DeliveryRow(BaseModel):
@@ -59,23 +66,28 @@ async def deliveries(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     now = datetime.now(UTC)
-    docs = await store.find(ownerId=owner) if owner else await store.find()
+    known = await _deliveries.read(store)
+    docs = [
+        (id, body)
+        for id, (_, body) in sorted(known.items(), key=lambda item: item[1][0], reverse=True)
+        if owner is None or body.get("ownerId") == owner
+    ]
     stages = dict.fromkeys((s.value for s in Stage), 0)
     rows = []
-    for doc in sorted(docs, key=lambda d: _recency(d.body), reverse=True):
-        found = status_of(doc.body, now)
+    for id, body in docs:
+        found = status_of(body, now)
         stages[found.stage.value] += 1
         if stage is not None and found.stage is not stage:
             continue
         rows.append(
             {
-                "id": doc.id,
-                "ownerId": doc.body.get("ownerId", ""),
+                "id": id,
+                "ownerId": body.get("ownerId", ""),
                 "stage": found.stage,
-                "droneId": doc.body.get("droneId", ""),
+                "droneId": body.get("droneId", ""),
                 "pickupETA": found.pickup_eta,
                 "deliveryETA": found.delivery_eta,
-                "failureReason": doc.body.get("failureReason"),
+                "failureReason": body.get("failureReason"),
             }
         )
     return {

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from chassis.auth import OperatorDep, auth_lifespan
+from chassis.documents.mirror import DocumentMirror
 from dronescheduler.dependencies import AssignmentsDep, DronesDep
 from dronescheduler.models import Drone, Location, Window
 
@@ -22,6 +23,8 @@ router = APIRouter(prefix="/api/console", tags=["console"], lifespan=auth_lifesp
 
 # Windows shown per drone: the timeline's width in practice, and a bound on the answer.
 MAX_WINDOWS = 60
+# Each drone parsed once per version (a schedule of many windows is most of the work).
+_fleet: DocumentMirror[Drone] = DocumentMirror(lambda id, body: Drone.from_json(body))
 
 
 class ConsolePoint(BaseModel):
@@ -123,7 +126,7 @@ async def fleet(
     hours: Annotated[float, Query(gt=0, le=48, description="timeline horizon")] = 6.0,
 ) -> dict[str, Any]:
     now = datetime.now(UTC)
-    fleet = sorted((Drone.from_json(d.body) for d in await drones.find()), key=lambda d: d.id)
+    fleet = sorted((await _fleet.read(drones)).values(), key=lambda d: d.id)
     horizon = timedelta(hours=hours)
     shown = []
     for drone in fleet:
