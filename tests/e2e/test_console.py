@@ -8,6 +8,7 @@ show only what it may see. Each run saves fresh screenshots under results/screen
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -18,8 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
-from launcher.stack import Footing, Stack
-from tests.e2e.conftest import GUIDE_REQUEST, System, _free_base_port, eventually
+from launcher.stack import Stack
+from tests.e2e.conftest import GUIDE_REQUEST, System, _footing, _free_base_port, eventually
 from tests.e2e.original_clients import stage_becomes
 from tests.identity import ADMIN, WRITER, IdentityProvider
 
@@ -163,7 +164,7 @@ def test_the_console_shows_the_fleet_and_a_new_delivery_moving_without_a_reload(
     page.fill("#owner", "")
     page.dispatch_event("#owner", "change")
     page.wait_for_timeout(3500)  # let the clock-driven parts of the page settle for the picture
-    screenshot(page, "console.png", 880)
+    screenshot(page, "console.png", 960)
 
 
 def test_the_tracking_page_follows_the_drone_and_says_why_a_delivery_failed(
@@ -200,28 +201,46 @@ def test_the_tracking_page_follows_the_drone_and_says_why_a_delivery_failed(
     screenshot(page, "track-failed.png", 780)
 
 
+@contextlib.contextmanager
+def own_system(tmp: Path, env: dict[str, str]) -> Iterator[Stack]:
+    """A system of its own, on the suite's footing: an idle fleet, so that a new delivery's
+    drone leaves at once (the suite's shared system may have every drone booked for hours)."""
+    footing, cleanup = _footing(tmp)
+    base = _free_base_port()
+    services = ("ingestion", "workflow", "package", "dronescheduler", "delivery")
+    stack = Stack(
+        footing,
+        gateway_port=base,
+        base_port=base,
+        log_dir=tmp / "logs",
+        extra_env={s: env for s in services},
+    )
+    stack.up(within=90)
+    try:
+        yield stack
+    finally:
+        stack.down(grace=20)
+        cleanup()
+
+
 @pytest.fixture(scope="module")
-def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, IdentityProvider]]:
-    """A system of its own with authentication on, tokens from a loopback identity provider."""
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     if os.environ.get("E2E_BASE_URL"):
         pytest.skip("starts a system of its own")
-    tmp = tmp_path_factory.mktemp("console-auth")
-    with IdentityProvider() as idp:
-        base = _free_base_port()
-        auth = idp.settings()
-        services = ("ingestion", "workflow", "package", "dronescheduler", "delivery")
-        stack = Stack(
-            Footing.embedded(tmp / "data"),
-            gateway_port=base,
-            base_port=base,
-            log_dir=tmp / "logs",
-            extra_env={s: auth for s in services},
-        )
-        stack.up(within=90)
-        try:
-            yield stack.url("gateway"), idp
-        finally:
-            stack.down(grace=20)
+    with own_system(tmp_path_factory.mktemp("console"), {}) as stack:
+        yield System(stack.url("gateway"), stack)
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, IdentityProvider]]:
+    """With authentication on, tokens from a loopback identity provider."""
+    if os.environ.get("E2E_BASE_URL"):
+        pytest.skip("starts a system of its own")
+    with (
+        IdentityProvider() as idp,
+        own_system(tmp_path_factory.mktemp("console-auth"), idp.settings()) as stack,
+    ):
+        yield stack.url("gateway"), idp
 
 
 def test_with_authentication_on_the_console_takes_an_admin_token_and_the_page_the_owner_s(

@@ -95,7 +95,7 @@ function moveDrones() {
     g.dataset.x = x.toFixed(1);
     g.dataset.y = y.toFixed(1);
   }
-  $("clock").textContent = new Date(t).toLocaleTimeString();
+  $("clock").textContent = formatTime(new Date(t).toISOString());
 }
 
 // ---------------------------------------------------------------- the timeline
@@ -241,7 +241,8 @@ async function readDeliveries() {
         cells[4].className = "reason";
         cells[4].textContent = d.failureReason;
       } else {
-        cells[4].textContent = `${formatTime(d.deliveryETA)} (${formatIn(Date.parse(d.deliveryETA) - now)})`;
+        cells[4].textContent = formatTime(d.deliveryETA);
+        cells[4].title = formatIn(Date.parse(d.deliveryETA) - now);
       }
       return tr;
     }));

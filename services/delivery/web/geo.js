@@ -79,13 +79,15 @@ export function grid(svg, box, project, width, height) {
   const dLat = miles / MILES_PER_DEGREE;
   const kx = Math.max(Math.cos((((box.south + box.north) / 2) * Math.PI) / 180), 0.01);
   const dLon = dLat / kx;
-  for (let lat = Math.ceil(box.south / dLat) * dLat; lat < box.north; lat += dLat) {
+  // Over the whole picture, which is wider or taller than the box when their shapes differ.
+  const reach = (width + height) / project.pixelsPerMile / MILES_PER_DEGREE;
+  for (let lat = Math.ceil((box.south - reach) / dLat) * dLat; lat < box.north + reach; lat += dLat) {
     const [, y] = project({ latitude: lat, longitude: box.west });
-    el("line", { class: "grid", x1: 0, x2: width, y1: y, y2: y }, g);
+    if (y >= 0 && y <= height) el("line", { class: "grid", x1: 0, x2: width, y1: y, y2: y }, g);
   }
-  for (let lon = Math.ceil(box.west / dLon) * dLon; lon < box.east; lon += dLon) {
+  for (let lon = Math.ceil((box.west - reach / kx) / dLon) * dLon; lon < box.east + reach / kx; lon += dLon) {
     const [x] = project({ latitude: box.south, longitude: lon });
-    el("line", { class: "grid", x1: x, x2: x, y1: 0, y2: height }, g);
+    if (x >= 0 && x <= width) el("line", { class: "grid", x1: x, x2: x, y1: 0, y2: height }, g);
   }
 }
 
