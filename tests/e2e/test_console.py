@@ -97,6 +97,10 @@ def post_delivery(client: httpx.Client, body: dict[str, Any]) -> str:
     return delivery_id
 
 
+# Conditions to wait for are passed as functions: the pages' Content Security Policy forbids
+# evaluating strings, which is how Playwright would poll a bare expression.
+
+
 def mark_page(page: Any) -> None:
     """A value in the page's own memory: still there later means the page never reloaded."""
     page.evaluate("window.__sameLoad = true")
@@ -130,7 +134,7 @@ def test_the_console_shows_the_fleet_and_a_new_delivery_moving_without_a_reload(
             post_delivery(client, request_body(owner, n))
         page.goto(f"{system.base_url}/console")
         page.wait_for_function(
-            f"document.querySelectorAll('#map [data-drone]').length === {FLEET_SIZE}"
+            f"() => document.querySelectorAll('#map [data-drone]').length === {FLEET_SIZE}"
         )
         assert page.locator("#timeline text.row-label").count() == FLEET_SIZE
         page.wait_for_selector("#cards [data-metric='queue depth']")
@@ -151,13 +155,13 @@ def test_the_console_shows_the_fleet_and_a_new_delivery_moving_without_a_reload(
     # The owner filter asks the delivery service for that owner's deliveries only.
     page.fill("#owner", "nobody-has-this-owner")
     page.dispatch_event("#owner", "change")
-    page.wait_for_function("document.querySelectorAll('#deliveries tr').length === 0")
+    page.wait_for_function("() => document.querySelectorAll('#deliveries tr').length === 0")
     page.fill("#owner", owner)
     page.dispatch_event("#owner", "change")
     row.wait_for(timeout=30_000)
     page.select_option("#stage", "HeadedToPickup")
     page.wait_for_function(
-        "[...document.querySelectorAll('#deliveries .stage')]"
+        "() => [...document.querySelectorAll('#deliveries .stage')]"
         ".every(s => s.textContent === 'HeadedToPickup')"
     )
     page.select_option("#stage", "")
@@ -263,7 +267,7 @@ def test_with_authentication_on_the_console_takes_an_admin_token_and_the_page_th
     page.fill("#signin input", idp.token("operator", roles=[ADMIN]))
     page.click("#signin button")
     page.wait_for_function(
-        f"document.querySelectorAll('#map [data-drone]').length === {FLEET_SIZE}"
+        f"() => document.querySelectorAll('#map [data-drone]').length === {FLEET_SIZE}"
     )
     page.locator(f'#deliveries tr[data-delivery="{delivery_id}"]').wait_for()
     page.locator("#signin.shown").wait_for(state="hidden")
@@ -280,4 +284,6 @@ def test_with_authentication_on_the_console_takes_an_admin_token_and_the_page_th
     page.click("#forget")
     page.fill("#signin input", idp.token(owner, scopes=WRITER))
     page.click("#signin button")
-    page.wait_for_function("document.querySelector('#stage').textContent === 'Flying to pickup'")
+    page.wait_for_function(
+        "() => document.querySelector('#stage').textContent === 'Flying to pickup'"
+    )
