@@ -71,7 +71,8 @@ def chart_values(
     telemetry = [
         {"name": "APPLICATIONINSIGHTS_CONNECTION_STRING", "value": o["appInsightsConnectionString"]}
     ]
-    # The public services check Entra ID tokens (values-prod.yaml turns them on, and its
+    # The public services (drone scheduler and workflow for the console's views) check
+    # Entra ID tokens (values-prod.yaml turns them on, and its
     # schema refuses it without the tenant and the API's audience, which go here).
     auth = (
         {"AUTH_ENABLED": "true", "AUTH_TENANT_ID": o["tenantId"], "AUTH_AUDIENCE": api_audience}
@@ -99,14 +100,16 @@ def chart_values(
             public=True,
         ),
         "workflow": {
-            **service("workflow", {"QUEUE_URL": o["queueUrl"]}),
+            **service("workflow", {"QUEUE_URL": o["queueUrl"]}, public=True),
             "keda": {
                 "serviceBusNamespace": o["serviceBusNamespaceFqdn"],
                 "queueName": o["serviceBusQueueName"],
             },
         },
         "package": service("package", {"STORE_URL": o["packageStoreUrl"]}),
-        "dronescheduler": service("dronescheduler", {"STORE_URL": o["droneschedulerStoreUrl"]}),
+        "dronescheduler": service(
+            "dronescheduler", {"STORE_URL": o["droneschedulerStoreUrl"]}, public=True
+        ),
         "delivery": {
             **service("delivery", {"STORE_URL": o["deliveryStoreUrl"]}, public=True),
             "secretFiles": {

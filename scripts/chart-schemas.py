@@ -101,6 +101,7 @@ SERVICE_ENV: dict[str, tuple[dict, list[str]]] = {
                 "minimum": 1,
             },
             "QUEUE_HOLD_SECONDS": NUMBER_TEXT,
+            **AUTH_ENV,  # the console's pipeline view (docs/console.md)
         },
         ["QUEUE_URL", "PACKAGE_URL", "DRONESCHEDULER_URL", "DELIVERY_URL"],
     ),
@@ -109,6 +110,7 @@ SERVICE_ENV: dict[str, tuple[dict, list[str]]] = {
         {
             "STORE_URL": DOCUMENTS,
             "FLEET_SIZE": {"type": ["integer", "string"], "pattern": "^[1-9][0-9]*$", "minimum": 1},
+            **AUTH_ENV,  # the console's fleet view (docs/console.md)
         },
         ["STORE_URL"],
     ),
@@ -382,7 +384,7 @@ DURATION = {"type": "string", "pattern": r"^([0-9]{1,5}(h|m|s|ms)){1,4}$"}  # Ga
 SIZE = {"type": "string", "pattern": "^[0-9]+[kKmM]?$"}
 # Raw NGINX configuration through annotations is refused: it can route anything.
 ANNOTATIONS_NO_SNIPPETS = {**STRING_MAP, "propertyNames": {"not": {"pattern": "snippet"}}}
-PUBLIC_SERVICES = ("ingestion", "delivery")
+PUBLIC_SERVICES = ("ingestion", "delivery", "dronescheduler", "workflow")
 
 
 def when(condition: dict, then: dict) -> dict:

@@ -13,7 +13,7 @@ wait_up() {  # port, name: bounded wait for the port to accept connections
 
 apt_install() {
   if [ -z "${apt_updated:-}" ]; then apt-get update -qq; apt_updated=1; fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq "$@" >/dev/null
 }
 
 if ! up 5432; then
@@ -44,5 +44,10 @@ if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
   [ -n "$guard" ] && rm -f "$guard"
   [ "$rc" = 0 ] || exit "$rc"
 fi
+# Debian's Chromium, for the console's browser test (tests/e2e/test_console.py drives it with
+# Playwright; Playwright's own browser download cannot reach the internet from here).
+if ! [ -x /usr/bin/chromium ]; then
+  apt_install chromium
+fi
 # Trust auth for local TCP is what the tests assume (it is how this machine kind is set up).
-echo "ensure-servers: PostgreSQL, Redis and RabbitMQ are up; nginx is installed"
+echo "ensure-servers: PostgreSQL, Redis and RabbitMQ are up; nginx and chromium are installed"

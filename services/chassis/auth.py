@@ -473,3 +473,22 @@ async def _admin(request: Request) -> Caller:
 ReaderDep = Annotated[Caller, Depends(require(Permission.READ))]
 WriterDep = Annotated[Caller, Depends(require(Permission.WRITE))]
 AdminDep = Annotated[Caller, Depends(_admin)]
+
+
+async def _operator(request: Request, caller: ReaderDep) -> Caller:
+    """The caller of an operators' view (the console's data): an admin, or anyone while
+    authentication is off."""
+    if caller.unrestricted or caller.admin:
+        return caller
+    realm = authenticator(request.app).names.realm
+    raise HTTPException(
+        status.HTTP_403_FORBIDDEN,
+        "this is an operators' view: the token needs the admin role",
+        headers={
+            "WWW-Authenticate": f'Bearer realm="{realm}", error="insufficient_scope", '
+            'error_description="the admin role is required"'
+        },
+    )
+
+
+OperatorDep = Annotated[Caller, Depends(_operator)]

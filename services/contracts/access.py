@@ -15,3 +15,11 @@ APPLICATION = "drone-delivery"
 WRITE_PERMISSION = "Deliveries.Write"  # POST, PATCH, DELETE /api/deliveryrequests...
 READ_PERMISSION = "Deliveries.Read"  # GET /api/deliveries/{id}[/status]
 ADMIN_ROLE = "Deliveries.Admin"  # sees and acts for every owner
+
+# The four together, as the chassis takes them: `PermissionNames(**ACCESS)`.
+ACCESS = {
+    "realm": APPLICATION,
+    "write": WRITE_PERMISSION,
+    "read": READ_PERMISSION,
+    "admin": ADMIN_ROLE,
+}

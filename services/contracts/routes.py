@@ -15,6 +15,8 @@ from dataclasses import dataclass
 VERSION_PREFIX = "/v0.1.0"
 # One path segment: the ids this system issues and accepts ("." and ".." are path steps).
 ID = r"(?!\.{1,2}(?:/|$))[A-Za-z0-9._~-]{1,128}"
+# The console's static files: a flat folder of lower-case names (services/delivery/web).
+ASSET = r"[a-z0-9-]{1,64}\.(?:js|css|svg)"
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,14 @@ ROUTES: tuple[Route, ...] = (
     Route(("GET",), rf"/api/deliveries/(?!summary$){ID}", "delivery"),
     Route(("GET",), rf"/api/deliveries/{ID}/status", "delivery"),
     Route(("POST",), rf"/api/deliveries/{ID}/notifymerequests", "delivery"),
+    # The operations console and the tracking page (docs/console.md): their pages, and the
+    # read-only views each service gives of its own data.
+    Route(("GET",), r"/console", "delivery"),
+    Route(("GET",), rf"/console/{ASSET}", "delivery"),
+    Route(("GET",), rf"/track/{ID}", "delivery"),
+    Route(("GET",), r"/api/console/deliveries", "delivery"),
+    Route(("GET",), r"/api/console/fleet", "dronescheduler"),
+    Route(("GET",), r"/api/console/pipeline", "workflow"),
 )
 
 PUBLIC_SERVICES = tuple(sorted({r.service for r in ROUTES}))

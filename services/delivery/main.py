@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from chassis.app import create_service_app
 from chassis.stores import open_collections
 from contracts.routes import routed_to
+from delivery import console, pages
 from delivery.config import Settings
 from delivery.router import router
 from delivery.service import DELIVERIES
@@ -19,7 +20,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return create_service_app(
         name=SERVICE,
         summary="Delivery state and tracking.",
-        routers=[router],
+        routers=[router, console.router, pages.router],
         settings=settings,
         is_public=routed_to(SERVICE),
         resources=open_collections(settings.store_url, DELIVERIES),

@@ -8,7 +8,7 @@ from chassis.auth import Caller, PermissionNames, ReaderDep, WriterDep, auth_lif
 from chassis.batches import Batch, BatchResults, ItemResult, item_error, merged, validated
 from chassis.documents import DocumentStore
 from chassis.problems import problem_responses
-from contracts.access import ADMIN_ROLE, APPLICATION, READ_PERMISSION, WRITE_PERMISSION
+from contracts import access
 from contracts.vocabulary import ResourceId
 from delivery import service
 from delivery.dependencies import StoreDep
@@ -24,9 +24,7 @@ from delivery.schemas import (
     NotifyMeRequest,
 )
 
-ACCESS = PermissionNames(
-    realm=APPLICATION, write=WRITE_PERMISSION, read=READ_PERMISSION, admin=ADMIN_ROLE
-)
+ACCESS = PermissionNames(**access.ACCESS)
 router = APIRouter(prefix="/api/deliveries", tags=["deliveries"], lifespan=auth_lifespan(ACCESS))
 
 DeliveryId = Annotated[ResourceId, Path()]

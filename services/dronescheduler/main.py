@@ -9,6 +9,8 @@ from fastapi import FastAPI
 
 from chassis.app import create_service_app
 from chassis.stores import open_collections
+from contracts.routes import routed_to
+from dronescheduler import console
 from dronescheduler.config import Settings
 from dronescheduler.models import Location
 from dronescheduler.router import router
@@ -34,7 +36,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return create_service_app(
         name=SERVICE,
         summary="Keeps the fleet and assigns drones to deliveries.",
-        routers=[router],
+        routers=[router, console.router],
         settings=settings,
+        is_public=routed_to(SERVICE),
         resources=resources,
     )

@@ -13,11 +13,32 @@ from typing import Any
 from contracts.routes import route_for
 
 METHODS = ("get", "put", "post", "patch", "delete")
+SCHEMA_REF = "#/components/schemas/"
 
 
 def _sample(template: str) -> str:
     """A concrete path for a path template, to ask the route table about."""
     return re.sub(r"\{[^}]+\}", "sample-id", template)
+
+
+def _referenced(paths: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
+    """The schemas the public paths use, directly or through other schemas: a service's
+    internal bodies stay out of the public document."""
+    found: set[str] = set()
+    pending: list[Any] = [paths]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith(SCHEMA_REF):
+                name = ref[len(SCHEMA_REF) :]
+                if name not in found and name in schemas:
+                    found.add(name)
+                    pending.append(schemas[name])
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return {name: schemas[name] for name in sorted(found)}
 
 
 def public_openapi(documents: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -45,5 +66,5 @@ def public_openapi(documents: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "description": "The public API. Every path is also served under /v0.1.0.",
         },
         "paths": dict(sorted(paths.items())),
-        "components": {"schemas": dict(sorted(schemas.items()))},
+        "components": {"schemas": _referenced(paths, schemas)},
     }

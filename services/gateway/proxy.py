@@ -26,6 +26,7 @@ from chassis.http import KEEPALIVE_SECONDS
 from chassis.metrics import UNMATCHED, HttpMetrics, metrics_endpoint
 from chassis.problems import problem
 from contracts.routes import (
+    ASSET,
     ID,
     ROUTES,
     VERSION_PREFIX,
@@ -56,7 +57,8 @@ UPSTREAM_ONLY = HOP_BY_HOP | {"date", "server"}
 def _template(route: Route) -> str:
     """`/api/deliveries/(?!summary$)<ID>` -> `/api/deliveries/{id}`: ids first, then what
     is left of the lookaheads."""
-    return re.sub(r"\(\?[!=][^()]*\)", "", route.pattern.replace(ID, "{id}"))
+    pattern = route.pattern.replace(ID, "{id}").replace(ASSET, "{asset}")
+    return re.sub(r"\(\?[!=][^()]*\)", "", pattern)
 
 
 _TEMPLATES = {route: _template(route) for route in ROUTES}
@@ -170,6 +172,8 @@ class Proxy:
         self._upstreams = {
             "ingestion": settings.ingestion_url.rstrip("/"),
             "delivery": settings.delivery_url.rstrip("/"),
+            "dronescheduler": settings.dronescheduler_url.rstrip("/"),
+            "workflow": settings.workflow_url.rstrip("/"),
         }
         self._clients: dict[str, aiohttp.ClientSession] = {}
         self.health = Health()

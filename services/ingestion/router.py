@@ -7,7 +7,7 @@ from fastapi import APIRouter, Header, HTTPException, Path, Response, status
 
 from chassis.auth import PermissionNames, WriterDep, auth_lifespan
 from chassis.problems import problem_responses
-from contracts.access import ADMIN_ROLE, APPLICATION, READ_PERMISSION, WRITE_PERMISSION
+from contracts import access
 from contracts.vocabulary import ResourceId
 from ingestion import service
 from ingestion.dependencies import IntakeDep
@@ -19,9 +19,7 @@ from ingestion.schemas import (
 )
 
 log = logging.getLogger(__name__)
-ACCESS = PermissionNames(
-    realm=APPLICATION, write=WRITE_PERMISSION, read=READ_PERMISSION, admin=ADMIN_ROLE
-)
+ACCESS = PermissionNames(**access.ACCESS)
 router = APIRouter(
     prefix="/api/deliveryrequests", tags=["delivery requests"], lifespan=auth_lifespan(ACCESS)
 )

@@ -126,7 +126,12 @@ class Stack:
         env = {**os.environ, "HOST": self.host, "PORT": str(self.port(name))}
         env.setdefault("LOG_LEVEL", "info")
         if service == "gateway":
-            env.update(INGESTION_URL=self.url("ingestion"), DELIVERY_URL=self.url("delivery"))
+            env.update(
+                INGESTION_URL=self.url("ingestion"),
+                DELIVERY_URL=self.url("delivery"),
+                DRONESCHEDULER_URL=self.url("dronescheduler"),
+                WORKFLOW_URL=self.url("workflow"),
+            )
         else:
             env.update(self.footing.urls[service])
         if service == "workflow":

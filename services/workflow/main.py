@@ -14,6 +14,8 @@ from chassis.health import Phase
 from chassis.http import Resilience, ServiceClient
 from chassis.queue import MessageQueue, QueueOptions, connect_message_queue
 from chassis.telemetry import MessagingTarget
+from contracts.routes import routed_to
+from workflow import console
 from workflow.config import Settings
 from workflow.consumer import Consumer
 from workflow.locations import ServiceArea
@@ -105,6 +107,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             accepting=lambda: app.state.health.phase is not Phase.DRAINING,
         )
         app.state.consumer = consumer
+        # For the console: the queue's depth, the area its map draws.
+        app.state.queue = queue
+        app.state.service_area = ServiceArea(
+            settings.service_area_latitude,
+            settings.service_area_longitude,
+            settings.service_area_radius_miles,
+        )
         app.state.downstreams = downstreams
         app.state.health.add_liveness_check(
             "consumer", lambda: consumer.stalled_for() < settings.liveness_stall_seconds
@@ -123,7 +132,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return create_service_app(
         name=SERVICE,
         summary="Carries delivery requests from the queue to package, drone scheduler, delivery.",
-        routers=[router],
+        routers=[router, console.router],
         settings=settings,
+        is_public=routed_to(SERVICE),
         resources=resources,
     )

@@ -47,6 +47,8 @@ TEMPLATES = (
     "/api/deliveries/{}/notifymerequests",
     "/api/deliveryrequests/{}",
     "/api/deliveries/{}/confirmations",
+    "/track/{}",
+    "/console/{}",
 )
 
 
@@ -144,10 +146,19 @@ def gateway_render(
     return render(str(request.param))
 
 
+def route_parts(manifests: tuple[Manifest, ...], name: str) -> list[Manifest]:
+    """The HTTPRoutes a set is split into (at most 16 rules each): NAME, NAME-2, ..."""
+    found = by_name(manifests, "HTTPRoute")
+    parts = [found[name]]
+    while f"{name}-{len(parts) + 1}" in found:
+        parts.append(found[f"{name}-{len(parts) + 1}"])
+    return parts
+
+
 def test_httproutes_hold_exactly_the_route_table(gateway_render: tuple[Manifest, ...]) -> None:
-    plain = by_name(gateway_render, "HTTPRoute")[RELEASE]
     found = set()
-    for rule in plain["spec"]["rules"]:
+    rules = [r for part in route_parts(gateway_render, RELEASE) for r in part["spec"]["rules"]]
+    for rule in rules:
         (backend,) = rule["backendRefs"]
         assert backend["port"] == PUBLIC_PORT
         for m in rule["matches"]:
@@ -200,13 +211,13 @@ def test_routes_use_the_standard_channel_only(gateway_render: tuple[Manifest, ..
 
 
 def test_versioned_rules_strip_the_prefix_and_say_so(gateway_render: tuple[Manifest, ...]) -> None:
-    versioned = by_name(gateway_render, "HTTPRoute")[f"{RELEASE}-versioned"]
-    for rule in versioned["spec"]["rules"]:
+    parts = route_parts(gateway_render, f"{RELEASE}-versioned")
+    for rule in (r for part in parts for r in part["spec"]["rules"]):
         filters = {f["type"]: f for f in rule["filters"]}
         header = filters["RequestHeaderModifier"]["requestHeaderModifier"]["set"]
         assert header == [{"name": "X-Forwarded-Prefix", "value": routes.VERSION_PREFIX}]
         for m in rule["matches"]:
-            assert m["path"]["value"].startswith(routes.VERSION_PREFIX + "/api/")
+            assert m["path"]["value"].startswith(routes.VERSION_PREFIX + "/")
 
 
 def test_the_gateway(render: Callable[..., tuple[Manifest, ...]]) -> None:
@@ -271,7 +282,8 @@ def test_attaching_to_a_platform_gateway(render: Callable[..., tuple[Manifest, .
 
 def test_nginx_policies_limit_body_and_rate(gateway_render: tuple[Manifest, ...]) -> None:
     policies = by_name(gateway_render, "ClientSettingsPolicy")
-    assert set(policies) == {RELEASE, f"{RELEASE}-versioned"}
+    carrying = set(by_name(gateway_render, "HTTPRoute")) - {f"{RELEASE}-https-redirect"}
+    assert {RELEASE, f"{RELEASE}-versioned"} <= set(policies) == carrying
     for name, p in policies.items():
         assert p["spec"]["targetRef"] == {
             "group": "gateway.networking.k8s.io",

@@ -35,7 +35,8 @@ from tests.charts.conftest import (
 )
 
 UID = 10001
-PUBLIC_SERVICES = {"ingestion", "delivery"}
+# Drone scheduler and workflow for the console's read-only views only (docs/console.md).
+PUBLIC_SERVICES = {"ingestion", "delivery", "dronescheduler", "workflow"}
 GATEWAY_NAMESPACE = "drone-delivery-gateway"
 GATEWAY_LABEL = "gateway.networking.k8s.io/gateway-name"
 DATASTORES_NAMESPACE = "drone-datastores"
@@ -76,6 +77,10 @@ INTERNAL_PATHS = [
     "/metrics",
     "/docs",
     "/openapi.json",
+    "/api/drones",
+    "/api/workflow/progress",
+    "/console/sub/console.js",
+    "/api/console/other",
 ]
 PUBLIC_PATHS = {
     "/api/deliveryrequests": "ingestion",
@@ -83,6 +88,12 @@ PUBLIC_PATHS = {
     "/api/deliveries/d-1": "delivery",
     "/api/deliveries/d-1/status": "delivery",
     "/api/deliveries/d-1/notifymerequests": "delivery",
+    "/console": "delivery",
+    "/console/console.js": "delivery",
+    "/track/d-1": "delivery",
+    "/api/console/deliveries": "delivery",
+    "/api/console/fleet": "dronescheduler",
+    "/api/console/pipeline": "workflow",
 }
 
 

@@ -10,9 +10,11 @@ import sys
 from pathlib import Path
 
 from delivery.main import create_app as delivery_app
+from dronescheduler.main import create_app as dronescheduler_app
 from gateway.openapi import public_openapi
 from ingestion.main import create_app as ingestion_app
 from tests.e2e.conftest import System
+from workflow.main import create_app as workflow_app
 
 # DELETE /api/deliveryrequests/{id} queues a cancel, as in the original: the request is
 # still accepted for later operations until workflow has carried the cancel out, so the
@@ -26,7 +28,12 @@ def test_the_public_api_holds_its_schema_under_generated_input(
     # The same document the entry point serves at /openapi.json, built from the apps
     # themselves so that it also works against compose or a cluster's ingress.
     document = public_openapi(
-        {"ingestion": ingestion_app().openapi(), "delivery": delivery_app().openapi()}
+        {
+            "ingestion": ingestion_app().openapi(),
+            "delivery": delivery_app().openapi(),
+            "dronescheduler": dronescheduler_app().openapi(),
+            "workflow": workflow_app().openapi(),
+        }
     )
     # Idempotency-Key is stateful by design (reusing a key for another body is refused) and
     # has its own end-to-end test; generated keys would collide across unrelated bodies.

@@ -298,7 +298,7 @@ def test_values_from_outputs_name_what_the_deployment_made() -> None:
         env = {e["name"]: e["value"] for e in values[service]["extraEnv"]}
         assert env["APPLICATIONINSIGHTS_CONNECTION_STRING"] == o["appInsightsConnectionString"]
         # API authentication goes to `env`, where the charts' schemas check it.
-        public = service in ("ingestion", "delivery")
+        public = service in ("ingestion", "delivery", "dronescheduler", "workflow")
         assert ("AUTH_ENABLED" in values[service]["env"]) is public
         if public:
             assert values[service]["env"]["AUTH_TENANT_ID"] == o["tenantId"]
@@ -313,10 +313,10 @@ def test_values_from_outputs_name_what_the_deployment_made() -> None:
         "STORE_URL": o["ingestionStoreUrl"],
         **auth,
     }
-    assert values["workflow"]["env"] == {"QUEUE_URL": o["queueUrl"]}
+    assert values["workflow"]["env"] == {"QUEUE_URL": o["queueUrl"], **auth}
     assert values["workflow"]["keda"]["serviceBusNamespace"] == o["serviceBusNamespaceFqdn"]
     assert values["package"]["env"] == {"STORE_URL": o["packageStoreUrl"]}
-    assert values["dronescheduler"]["env"] == {"STORE_URL": o["droneschedulerStoreUrl"]}
+    assert values["dronescheduler"]["env"] == {"STORE_URL": o["droneschedulerStoreUrl"], **auth}
     assert values["delivery"]["env"] == {"STORE_URL": o["deliveryStoreUrl"], **auth}
     assert values["delivery"]["secretFiles"]["files"] == {"REDIS_PASSWORD_FILE": "redis-password"}
 

@@ -71,3 +71,25 @@ cert-manager.io/cluster-issuer: {{ required "entryPoint.tls.clusterIssuer is req
     - port: 443
       protocol: TCP
 {{- end -}}
+
+{{- /*
+The HTTPRoutes that carry the route table (httproute.yaml), by name: an HTTPRoute holds at
+most 16 rules (the CRD's limit), so a set with more is split, "<release>[-versioned]" first,
+then "-2", "-3", ... A rule per table entry (plain: per route, or per literal prefix when
+gateway.pathMatch is PathPrefix; versioned: per prefix) and canary variant. nginx-policies.yaml
+targets these same names.
+*/ -}}
+{{- define "drone-delivery.httpRouteSets" -}}
+{{- $table := include "drone-delivery.gatewayRoutes" . | fromJson }}
+{{- $variants := ternary 3 1 .Values.gateway.canary.enabled }}
+{{- $plain := ternary (len $table.routes) (len $table.versioned) (eq .Values.gateway.pathMatch "RegularExpression") }}
+{{- $sets := list }}
+{{- range $set := list (dict "suffix" "" "rules" (mul $plain $variants)) (dict "suffix" "-versioned" "rules" (mul (len $table.versioned) $variants)) }}
+{{- $names := list }}
+{{- range $i := until (int (div (add $set.rules 15) 16)) }}
+{{- $names = append $names (printf "%s%s%s" $.Release.Name $set.suffix (ternary "" (printf "-%d" (add1 $i)) (eq $i 0))) }}
+{{- end }}
+{{- $sets = append $sets (dict "suffix" $set.suffix "names" $names) }}
+{{- end }}
+{{- toJson (dict "sets" $sets) }}
+{{- end -}}

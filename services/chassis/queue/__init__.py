@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 MAX_DELIVERY_EXCEEDED = "MaxDeliveryCountExceeded"
@@ -92,6 +92,20 @@ class MessageQueue(Protocol):
     async def ping(self) -> None: ...
 
     async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    waiting: int  # sent and not yet settled (some may be in a consumer's hands)
+    dead_letters: int
+
+
+@runtime_checkable
+class CountsMessages(Protocol):
+    """A queue that can say how many messages it holds, cheaply (the console asks at every
+    refresh): SQLite and RabbitMQ can; Service Bus would need its management API."""
+
+    async def depth(self) -> QueueDepth: ...
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ from chassis.queue import (
     DeadLetter,
     MessageLockLost,
     OutgoingMessage,
+    QueueDepth,
     QueueError,
     QueueOptions,
     ReceivedMessage,
@@ -421,6 +422,18 @@ class RabbitQueue:
             await channel.close()
 
     # -- lifecycle ---------------------------------------------------------------------
+
+    async def depth(self) -> QueueDepth:
+        # A passive declare answers with the count of ready messages (held ones not counted).
+        channel = await self._connection.channel(publisher_confirms=False)
+        try:
+            counts = []
+            for name in (self._target.queue, self._target.dead_letter_queue):
+                declared = await channel.declare_queue(name, passive=True)
+                counts.append(int(declared.declaration_result.message_count or 0))
+        finally:
+            await channel.close()
+        return QueueDepth(waiting=counts[0], dead_letters=counts[1])
 
     async def ping(self) -> None:
         channel = await self._connection.channel(publisher_confirms=False)

@@ -27,6 +27,7 @@ from chassis.queue import (
     DeadLetter,
     MessageLockLost,
     OutgoingMessage,
+    QueueDepth,
     QueueOptions,
     ReceivedMessage,
 )
@@ -276,6 +277,17 @@ class SqliteQueue:
                 await self._db.rollback()
                 raise
         return True
+
+    async def depth(self) -> QueueDepth:
+        counts = []
+        async with self._lock:
+            for table in ("messages", "dead_letters"):
+                async with self._db.execute(
+                    f"SELECT COUNT(*) FROM {table} WHERE queue = ?", (self._name,)
+                ) as c:
+                    row = await c.fetchone()
+                counts.append(int(row[0]) if row else 0)
+        return QueueDepth(waiting=counts[0], dead_letters=counts[1])
 
     async def ping(self) -> None:
         async with self._lock:

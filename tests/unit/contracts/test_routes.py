@@ -26,6 +26,13 @@ PUBLIC = [
     ("GET", f"/api/deliveries/{DELIVERY_ID}", "delivery"),
     ("GET", f"/api/deliveries/{DELIVERY_ID}/status", "delivery"),
     ("POST", f"/api/deliveries/{DELIVERY_ID}/notifymerequests", "delivery"),
+    # The console (docs/console.md): its files, and each service's read-only view.
+    ("GET", "/console", "delivery"),
+    ("GET", "/console/console.js", "delivery"),
+    ("GET", f"/track/{DELIVERY_ID}", "delivery"),
+    ("GET", "/api/console/deliveries", "delivery"),
+    ("GET", "/api/console/fleet", "dronescheduler"),
+    ("GET", "/api/console/pipeline", "workflow"),
 ]
 
 # Workflow's calls to the other services, and every service's own operational endpoints.
@@ -52,6 +59,17 @@ INTERNAL = [
     ("GET", "/health/ready"),
     ("GET", "/docs"),
     ("GET", "/openapi.json"),
+    # Nothing but the console's own flat files, and no other method on its views.
+    ("GET", "/console/../openapi.json"),
+    ("GET", "/console/sub/console.js"),
+    ("GET", "/console/Console.js"),
+    ("GET", "/console/console.py"),
+    ("GET", "/console/"),
+    ("POST", "/api/console/fleet"),
+    ("DELETE", "/api/console/deliveries"),
+    ("GET", "/api/console/drones"),
+    ("GET", "/track/.."),
+    ("GET", "/track/"),
 ]
 
 
@@ -221,8 +239,13 @@ def test_strip_version_removes_only_a_whole_leading_prefix() -> None:
     assert strip_version("/api/v0.1.0/x") == "/api/v0.1.0/x"
 
 
-def test_the_public_services_are_ingestion_and_delivery() -> None:
-    assert PUBLIC_SERVICES == ("delivery", "ingestion")
+def test_the_public_services_are_the_api_s_and_the_console_s() -> None:
+    # Drone scheduler and workflow only for the console's read-only views of their data.
+    assert PUBLIC_SERVICES == ("delivery", "dronescheduler", "ingestion", "workflow")
+    assert {r.service for r in ROUTES if not r.pattern.startswith("/api/console/")} == {
+        "delivery",
+        "ingestion",
+    }
 
 
 def test_the_exported_table_is_the_route_table() -> None:
