@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from chassis.app import create_service_app
-from chassis.queue import connect_message_queue
+from chassis.queue import QueueOptions, connect_message_queue
 from chassis.stores import open_collections
 from chassis.telemetry import MessagingTarget
 from contracts.routes import routed_to
@@ -29,7 +29,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def resources(app: FastAPI) -> AsyncIterator[None]:
         async with stores(app):
             # Adapters wait for their server themselves (chassis/startup.py), bounded.
-            queue = await connect_message_queue(settings.queue_url)
+            queue = await connect_message_queue(
+                settings.queue_url,
+                QueueOptions(max_delivery_count=settings.queue_max_delivery_count),
+            )
             app.state.intake = Intake(
                 queue=queue,
                 store=app.state.stores[DELIVERY_REQUESTS.name],
