@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -135,7 +135,6 @@ def _footing(tmp: Path) -> tuple[Footing, Callable[[], None]]:
     footing.urls["ingestion"]["STORE_URL"] = redis
 
     def cleanup() -> None:
-        import asyncio
 
         import redis as redis_client
 
@@ -149,7 +148,7 @@ def _footing(tmp: Path) -> tuple[Footing, Callable[[], None]]:
             finally:
                 await admin.close()
 
-        asyncio.run(drop())
+        _run_apart(drop())
         redis_client.Redis.from_url(redis).flushdb()
         import aio_pika
 
@@ -160,7 +159,7 @@ def _footing(tmp: Path) -> tuple[Footing, Callable[[], None]]:
                 for name in (f"e2e-{run}", f"e2e-{run}.deadletter"):
                     await channel.queue_delete(name)
 
-        asyncio.run(drop_queue())
+        _run_apart(drop_queue())
 
     return footing, cleanup
 
@@ -189,3 +188,13 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         stack.down(grace=20)
         print(f"\ne2e logs in {tmp / 'logs'}")
         cleanup()
+
+
+def _run_apart(work: Coroutine[Any, Any, None]) -> None:
+    """Run a teardown coroutine on a loop of its own thread: a fixture torn down while
+    another loop runs in this thread (Playwright's sync API keeps one) cannot asyncio.run."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, work).result()
