@@ -323,6 +323,10 @@ async def _reserve(
                 )
             except OverflowError as e:  # times beyond what a date can hold
                 raise Unplannable("pickupTime", f"no schedule can hold this trip: {e}") from e
+            # The ETag of the drone as planned on, taken before any await: a clear or a
+            # booking meanwhile updates what the fleet knows, and writing this plan on the
+            # newer ETag would undo that change.
+            planned_on = fleet.etag(drone.id)
             try:
                 await claim.intend(drone.id)
             except ConcurrencyConflict:
@@ -330,7 +334,7 @@ async def _reserve(
             if drone.fenced_out(trip.delivery_id, claim.token):
                 raise BookingInProgress(trip.delivery_id)
             try:
-                await _save(drones, drone.with_window(window, now), etag=fleet.etag(drone.id))
+                await _save(drones, drone.with_window(window, now), etag=planned_on)
                 return drone.id, window
             except (ConcurrencyConflict, DocumentNotFound):
                 # Changed (booked, fenced) or gone since this process knew it: read it again,

@@ -447,3 +447,36 @@ async def test_documents_the_last_release_wrote_are_read_and_updated(tmp_path: P
     finally:
         await drones.close()
         await assignments.close()
+
+
+async def test_a_cancel_that_clears_a_drone_while_a_booking_plans_on_it_is_not_undone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One drone, so the booking of "b" plans on the drone that holds "a"; "a"'s cancel
+    # clears that drone after "b" planned and before "b" writes. Written on the ETag the
+    # clear left, "b"'s plan (made on the drone with "a" still on it) would put "a" back.
+    url = f"sqlite:///{tmp_path}/dronescheduler.db"
+    drones = await connect_document_store(url, service.DRONES)
+    assignments = await connect_document_store(url, service.ASSIGNMENTS)
+    try:
+        await service.ensure_fleet(drones=drones, size=1, base=Location(47.6, -122.3))
+        await service.assign(drones=drones, assignments=assignments, request=request("a"), now=NOW)
+        assert await windows_of(drones, "a") != []
+        intend = service._Claim.intend
+        cancels: list[str] = []
+
+        async def cancel_a_first(claim: service._Claim, drone: str) -> None:
+            if claim.doc.id == "b" and not cancels:
+                cancels.append("a")
+                await service.cancel(drones=drones, assignments=assignments, delivery_id="a")
+            await intend(claim, drone)
+
+        monkeypatch.setattr(service._Claim, "intend", cancel_a_first)
+        await service.assign(drones=drones, assignments=assignments, request=request("b"), now=NOW)
+
+        assert cancels == ["a"]
+        assert await windows_of(drones, "a") == []
+        assert len(await windows_of(drones, "b")) == 1
+    finally:
+        await drones.close()
+        await assignments.close()
