@@ -27,19 +27,11 @@ import pytest
 
 from launcher.stack import Footing, Stack
 from tests import servers
+from tests.guide import guide_body
 
 T = TypeVar("T")
 
-GUIDE_REQUEST: dict[str, Any] = {
-    "confirmationRequired": "None",
-    "deadline": "",
-    "dropOffLocation": "drop off",
-    "expedited": True,
-    "ownerId": "myowner",
-    "packageInfo": {"packageId": "mypackage", "size": "Small", "tag": "mytag", "weight": 10},
-    "pickupLocation": "my pickup",
-    "pickupTime": "2019-05-08T20:00:00.000Z",
-}
+GUIDE_REQUEST: dict[str, Any] = guide_body()
 
 
 @dataclass

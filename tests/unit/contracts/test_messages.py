@@ -18,7 +18,7 @@ from contracts.messages import (
 )
 from ingestion.config import Settings as IngestionSettings
 from ingestion.schemas import DeliveryRequest
-from tests.unit.guide import GUIDE_BODY, REQUESTED_AT, rejected_fields
+from tests.guide import GUIDE_BODY, REQUESTED_AT, rejected_fields
 from workflow.config import Settings as WorkflowSettings
 
 

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from chassis.queue import QueueOptions, ReceivedMessage, connect_message_queue
 from ingestion.config import Settings
 from ingestion.main import create_app
-from tests.unit.guide import GUIDE_BODY, guide_body
+from tests.guide import GUIDE_BODY, guide_body
 
 
 class Ingestion:

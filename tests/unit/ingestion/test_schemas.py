@@ -13,7 +13,7 @@ from contracts.messages import (
 )
 from contracts.vocabulary import ConfirmationType, PackageSize
 from ingestion.schemas import DeliveryRequest, RescheduleRequest
-from tests.unit.guide import GUIDE_BODY, REQUESTED_AT, guide_body, rejected_fields, with_package
+from tests.guide import GUIDE_BODY, REQUESTED_AT, guide_body, rejected_fields, with_package
 
 # --- the public body -------------------------------------------------------------------
 

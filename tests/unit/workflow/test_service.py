@@ -17,6 +17,7 @@ from chassis.http import DownstreamUnavailable, ServiceClient
 from chassis.queue import ReceivedMessage
 from contracts.messages import DeliveryRequested
 from contracts.routes import route_for
+from tests.guide import GUIDE_BODY
 from tests.loopback import LoopbackHandler, LoopbackServer, answer
 from workflow.locations import ServiceArea, resolve
 from workflow.service import (
@@ -34,14 +35,7 @@ AREA = ServiceArea(47.6062, -122.3321, 10.0)
 GUIDE_MESSAGE: dict[str, Any] = {
     "deliveryId": "d-1",
     "requestedAt": "2024-05-08T12:00:00+00:00",
-    "confirmationRequired": "None",
-    "deadline": "",
-    "dropOffLocation": "drop off",
-    "expedited": True,
-    "ownerId": "myowner",
-    "packageInfo": {"packageId": "mypackage", "size": "Small", "tag": "mytag", "weight": 10},
-    "pickupLocation": "my pickup",
-    "pickupTime": "2019-05-08T20:00:00.000Z",
+    **GUIDE_BODY,
 }
 
 
