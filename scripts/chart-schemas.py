@@ -49,6 +49,7 @@ QUEUE = url("amqp", "amqps", "servicebus", "sqlite")
 DOCUMENTS = url("postgresql", "postgres", "cosmos", "sqlite", "redis", "rediss")
 
 NUMBER_TEXT = {"type": ["number", "string"], "pattern": r"^[0-9]+(\.[0-9]+)?$", "minimum": 0}
+COUNT = {"type": ["integer", "string"], "pattern": "^[1-9][0-9]*$", "minimum": 1}
 # Settings every service has (chassis/settings.py): the protections on its outbound calls
 # and fault injection for demos and chaos tests (off unless set).
 COMMON_ENV = {
@@ -86,7 +87,7 @@ AUTH_ENV = {
 # Each service's own settings: the environment variables its Settings class reads.
 SERVICE_ENV: dict[str, tuple[dict, list[str]]] = {
     "ingestion": (
-        {"QUEUE_URL": QUEUE, "STORE_URL": DOCUMENTS, **AUTH_ENV},
+        {"QUEUE_URL": QUEUE, "STORE_URL": DOCUMENTS, "ACCEPT_BATCH": COUNT, **AUTH_ENV},
         ["QUEUE_URL", "STORE_URL"],
     ),
     "workflow": (
@@ -95,11 +96,10 @@ SERVICE_ENV: dict[str, tuple[dict, list[str]]] = {
             "PACKAGE_URL": URL_SERVICE,
             "DRONESCHEDULER_URL": URL_SERVICE,
             "DELIVERY_URL": URL_SERVICE,
-            "WORKFLOW_CONCURRENCY": {
-                "type": ["integer", "string"],
-                "pattern": "^[1-9][0-9]*$",
-                "minimum": 1,
-            },
+            "WORKFLOW_CONCURRENCY": COUNT,
+            "QUEUE_PREFETCH": {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 0},
+            "WORKFLOW_BATCH_SIZE": COUNT,
+            "WORKFLOW_GATHER_SECONDS": NUMBER_TEXT,
             "QUEUE_HOLD_SECONDS": NUMBER_TEXT,
             **AUTH_ENV,  # the console's pipeline view (docs/console.md)
         },
@@ -109,7 +109,8 @@ SERVICE_ENV: dict[str, tuple[dict, list[str]]] = {
     "dronescheduler": (
         {
             "STORE_URL": DOCUMENTS,
-            "FLEET_SIZE": {"type": ["integer", "string"], "pattern": "^[1-9][0-9]*$", "minimum": 1},
+            "FLEET_SIZE": COUNT,
+            "FLEET_RESYNC_SECONDS": NUMBER_TEXT,
             **AUTH_ENV,  # the console's fleet view (docs/console.md)
         },
         ["STORE_URL"],
