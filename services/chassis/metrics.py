@@ -49,6 +49,19 @@ BREAKER_STATE = Gauge(
 )
 
 
+# Datastore work (chassis/documents/metered.py): round trips, and the documents they touch
+# (what Cosmos DB bills per document, batched or not). Queries count the documents returned.
+STORE_CALLS = Counter(
+    "store_calls_total",
+    "Calls to the service's document store, by collection and operation",
+    ["collection", "operation"],
+)
+STORE_DOCUMENTS = Counter(
+    "store_documents_total",
+    "Documents read, written, deleted or returned by queries, by collection and operation",
+    ["collection", "operation"],
+)
+
 # The fault injection switches (chassis/faults), 0 when off: a dashboard shows at once
 # that the errors it plots were asked for.
 FAULT_ERROR_RATE = Gauge(

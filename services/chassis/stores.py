@@ -8,6 +8,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from fastapi import FastAPI, Request
 
 from chassis.documents import Collection, DocumentStore, connect_document_store
+from chassis.documents.metered import MeteredStore
 
 
 def open_collections(
@@ -21,7 +22,8 @@ def open_collections(
         try:
             for c in collections:
                 # The adapter waits for its server itself (chassis/startup.py), bounded.
-                app.state.stores[c.name] = await connect_document_store(url, c)
+                store = await connect_document_store(url, c)
+                app.state.stores[c.name] = MeteredStore(store, c.name)
             yield
         finally:
             for store in app.state.stores.values():
