@@ -21,7 +21,7 @@ RESULTS ?= results
 .PHONY: help setup run run-servers test lint test-unit test-compat test-contract test-contract-rabbitmq4 \
         test-e2e test-e2e-servers \
         test-chaos test-charts test-compose test-infra compose-up compose-down loadtest bench \
-        bench-compare bench-scaling bench-compose clean
+        bench-compare bench-scaling bench-costs bench-compose clean
 
 help:
 	@echo "make run            the whole system on this machine at http://127.0.0.1:$(PORT) (Ctrl-C stops it)"
@@ -32,6 +32,7 @@ help:
 	@echo "make bench          figures on both footings (BENCH_REQUESTS=N, BENCH_FOOTINGS=servers for one), then bench-scaling; bench-compose: per workflow replica count"
 	@echo "make bench-compare  before/after: BENCH_BASE=<other checkout> (ROUNDS=2, BENCH_FOOTINGS=servers), alternating runs"
 	@echo "make bench-scaling  CPU per booking against backlog and fleet size (ASSIGN_STORE_URL=postgresql://... for PostgreSQL)"
+	@echo "make bench-costs    store documents and round trips per operation, in Cosmos DB request units (BENCH_BASE=<checkout> beside)"
 
 # uv itself is pinned and kept in a folder of its own, so a fresh machine needs only Python.
 $(UV):
@@ -139,6 +140,11 @@ bench-compare: setup
 ASSIGN_STORE_URL ?=
 bench-scaling: setup
 	$(RUN) python -m tests.benchmarks.assignments "$(ASSIGN_STORE_URL)"
+
+# A delivery's store documents and round trips per create, reschedule and cancel, and their
+# price in Cosmos DB request units (servers footing; BENCH_BASE=<checkout> runs it beside).
+bench-costs: setup
+	STORE_COSTS_BASE="$(BENCH_BASE)" $(RUN) python -m tests.benchmarks.store_costs
 
 # End-to-end throughput through NGINX with `docker compose up --scale workflow=N`, N in
 # REPLICAS (BENCH_REQUESTS per run): results/bench/compose-scale.jsonl.
