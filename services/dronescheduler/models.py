@@ -186,19 +186,19 @@ class _Timeline:
     def of(cls, drone: Drone) -> _Timeline:
         s = drone.schedule
         centre = drone.last_location
-        places = (*(w.dropoff for w in s), *(w.departure_location for w in s))
         departures, etas = [w.departure for w in s], [w.delivery_eta for w in s]
         gaps = list(map(operator.sub, departures[1:], etas[:-1]))
         ends = [p for w in s for p in (w.departure_location, w.dropoff)]
         latitudes, longitudes = [p.latitude for p in ends], [p.longitude for p in ends]
-        away = [_flight(centre, p) for p in ends]
+        miles = [miles_between(centre, p) for p in ends]
+        away = [timedelta(hours=m / CRUISE_MPH) for m in miles]
         slack = [g + away[2 * j + 1] + away[2 * j + 2] for j, g in enumerate(gaps)]
         return cls(
             departures,
             etas,
             [w.to_row() for w in s],
             centre,
-            max((miles_between(centre, p) for p in places), default=0.0),
+            max(miles, default=0.0),
             gaps,
             latitudes,
             longitudes,
@@ -210,18 +210,18 @@ class _Timeline:
     def widest_gap(self) -> timedelta:
         return max((r.widest for r in self.runs), default=timedelta(0))
 
-    def fitting(self, slot: int, need: Callable[[_Run], timedelta], via_centre: timedelta) -> int:
+    def fitting(self, slot: int, need: Callable[[int], timedelta], via_centre: timedelta) -> int:
         """The first slot from `slot` on (slot k: after window k - 1; 0 < slot) that is the
-        last one, or whose gap is at least what `need` says a trip needs in its run, and
-        whose slack at least what it needs flying via the centre: no slot in between can
-        hold the trip."""
+        last one, or whose gap is at least what `need` says a trip needs in its run (by the
+        run's number) and whose slack at least what it needs flying via the centre: no
+        slot in between can hold the trip."""
         gaps, slack, runs = self.gaps, self.slack, self.runs
         j, end = slot - 1, len(gaps)
         while j < end:
             run = j // GAP_RUN
             stop = min((run + 1) * GAP_RUN, end)
             if runs[run].slackest >= via_centre:
-                least = need(runs[run])
+                least = need(run)
                 if runs[run].widest >= least:
                     while j < stop:
                         if slack[j] >= via_centre and gaps[j] >= least:
@@ -297,6 +297,7 @@ class _Timeline:
         )
 
 
+_ROUNDING = timedelta(milliseconds=1)
 # Gaps per run: a run too short for a trip is passed over in one step; keeping the runs
 # costs a few min and max over each at every change of the schedule.
 GAP_RUN = 64
@@ -417,15 +418,23 @@ class Drone:
         # one that is too short to fly to the pickup from, and on from the drop-off to, the
         # nearest of the places its run's gaps start or end at.
         least = to_pickup + shortest + fly_on
+        # Less a millisecond: times are rounded to microseconds, and a bound must never
+        # pass over a gap the trip fits into exactly.
         via_centre = (
             shortest
             + timedelta(hours=miles_between(line.centre, trip.pickup) / mph)
             + _flight(trip.dropoff, line.centre)
+            - _ROUNDING
         )
 
-        def need(run: _Run) -> timedelta:
-            to = run.miles_from(trip.pickup) / mph + run.miles_from(trip.dropoff) / CRUISE_MPH
-            return max(least, shortest + timedelta(hours=to))
+        needs: dict[int, timedelta] = {}
+
+        def need(run: int) -> timedelta:  # once per run: a plan may come back to one
+            if run not in needs:
+                box = line.runs[run]
+                to = box.miles_from(trip.pickup) / mph + box.miles_from(trip.dropoff) / CRUISE_MPH
+                needs[run] = max(least, shortest + timedelta(hours=to) - _ROUNDING)
+            return needs[run]
 
         # Gaps ending before the trip could even be over are passed over by bisecting, and
         # those too short for it through the timeline's widest gaps: the slots skipped are
