@@ -181,6 +181,7 @@ class _Timeline:
     # inequality), known with no distance worked out per gap.
     slack: list[timedelta]
     runs: list[_Run]
+    starts: list[int]  # the gap each run starts at: a run grows where a window goes in
 
     @classmethod
     def of(cls, drone: Drone) -> _Timeline:
@@ -203,7 +204,7 @@ class _Timeline:
             latitudes,
             longitudes,
             slack,
-            _runs(gaps, slack, latitudes, longitudes),
+            *_runs(gaps, slack, latitudes, longitudes),
         )
 
     @property
@@ -215,11 +216,11 @@ class _Timeline:
         last one, or whose gap is at least what `need` says a trip needs in its run (by the
         run's number) and whose slack at least what it needs flying via the centre: no
         slot in between can hold the trip."""
-        gaps, slack, runs = self.gaps, self.slack, self.runs
+        gaps, slack, runs, starts = self.gaps, self.slack, self.runs, self.starts
         j, end = slot - 1, len(gaps)
+        run = bisect.bisect_right(starts, j) - 1
         while j < end:
-            run = j // GAP_RUN
-            stop = min((run + 1) * GAP_RUN, end)
+            stop = starts[run + 1] if run + 1 < len(starts) else end
             if runs[run].slackest >= via_centre:
                 least = need(run)
                 if runs[run].widest >= least:
@@ -227,7 +228,7 @@ class _Timeline:
                         if slack[j] >= via_centre and gaps[j] >= least:
                             return j + 1
                         j += 1
-            j = stop
+            j, run = stop, run + 1
         return end + 1
 
     def inserted(self, at: int, w: Window) -> _Timeline:
@@ -262,6 +263,18 @@ class _Timeline:
             ),
             *self.slack[at:],
         ]
+        if not self.runs:
+            runs, starts = _runs(gaps, slack, latitudes, longitudes)
+        else:
+            # Only the run the new gap went into changes (and splits once it is too long);
+            # those after it start one gap later.
+            first = max(at - 1, 0)
+            run = bisect.bisect_right(self.starts, first) - 1
+            starts = [*self.starts[: run + 1], *(s + 1 for s in self.starts[run + 1 :])]
+            stop = starts[run + 1] if run + 1 < len(starts) else len(gaps)
+            new, new_starts = _runs(gaps, slack, latitudes, longitudes, starts[run], stop)
+            runs = [*self.runs[:run], *new, *self.runs[run + 1 :]]
+            starts = [*starts[:run], *new_starts, *starts[run + 1 :]]
         return _Timeline(
             departures,
             etas,
@@ -272,7 +285,8 @@ class _Timeline:
             latitudes,
             longitudes,
             slack,
-            _runs(gaps, slack, latitudes, longitudes),
+            runs,
+            starts,
         )
 
     def dropped(self, done: int) -> _Timeline:
@@ -283,6 +297,15 @@ class _Timeline:
             self.latitudes[2 * done :],
             self.longitudes[2 * done :],
         )
+        runs: list[_Run] = []
+        starts: list[int] = []
+        if gaps:
+            # The runs of the gaps left, the first one cut short where it was cut.
+            run = bisect.bisect_right(self.starts, done) - 1
+            stop = self.starts[run + 1] - done if run + 1 < len(self.starts) else len(gaps)
+            runs, starts = _runs(gaps, slack, latitudes, longitudes, 0, stop)
+            runs += self.runs[run + 1 :]
+            starts += (s - done for s in self.starts[run + 1 :])
         return _Timeline(
             self.departures[done:],
             self.etas[done:],
@@ -293,7 +316,8 @@ class _Timeline:
             latitudes,
             longitudes,
             slack,
-            _runs(gaps, slack, latitudes, longitudes),
+            runs,
+            starts,
         )
 
 
@@ -332,17 +356,29 @@ class _Run:
 
 
 def _runs(
-    gaps: list[timedelta], slack: list[timedelta], latitudes: list[float], longitudes: list[float]
-) -> list[_Run]:
+    gaps: list[timedelta],
+    slack: list[timedelta],
+    latitudes: list[float],
+    longitudes: list[float],
+    start: int = 0,
+    stop: int | None = None,
+) -> tuple[list[_Run], list[int]]:
+    """The runs of gaps[start:stop] and the gap each starts at: GAP_RUN gaps each, but for
+    the last (and for a run that only grew past GAP_RUN, not yet to twice as long)."""
+    stop = len(gaps) if stop is None else stop
+    if start >= stop:
+        return [], []
+    starts = list(range(start, stop, GAP_RUN))
+    if stop - start < 2 * GAP_RUN:
+        starts = starts[:1]
     runs = []
-    for a in range(0, len(gaps), GAP_RUN):
-        b = min(a + GAP_RUN, len(gaps))
+    for a, b in zip(starts, [*starts[1:], stop], strict=True):
         # Gap j starts at window j's drop-off (2j + 1), ends at window j + 1's departure.
         lats, lons = latitudes[2 * a + 1 : 2 * b + 1], longitudes[2 * a + 1 : 2 * b + 1]
         runs.append(
             _Run(max(gaps[a:b]), max(slack[a:b]), min(lats), max(lats), min(lons), max(lons))
         )
-    return runs
+    return runs, starts
 
 
 # A fence outlives any booker that could still write behind it: a booking call that has
