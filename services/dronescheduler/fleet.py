@@ -18,7 +18,7 @@ from __future__ import annotations
 import heapq
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -114,9 +114,13 @@ class KnownFleet:
     def etag(self, drone: str) -> str:
         return self._drones[drone][0]
 
-    def keep(self, drone: Drone, etag: str) -> None:
+    def keep(
+        self, drone: Drone, etag: str, *, new_places: Iterable[Location] | None = None
+    ) -> None:
         """As written or read now. Its cells only grow until it is read whole again: a place
-        it no longer flies from costs a look, never a missed drone."""
+        it no longer flies from costs a look, never a missed drone. `new_places`: all the
+        places it may start from that the drone as kept before lacked (a booking's own
+        write: its one drop-off), so that a long schedule is not filed again whole."""
         self._drones[drone.id] = (etag, drone)
         last = (
             drone.schedule[-1].delivery_eta if drone.schedule else datetime.min.replace(tzinfo=UTC)
@@ -126,7 +130,8 @@ class KnownFleet:
         self._narrow.set(drone.id, -drone.widest_gap)
         self._late.set(drone.id, -(first - _EPOCH))
         filed = self._filed.setdefault(drone.id, set())
-        for cell in places_of(drone) - filed:
+        cells = places_of(drone) if new_places is None else set(map(cell_of, new_places))
+        for cell in cells - filed:
             self._cells.setdefault(cell, set()).add(drone.id)
             filed.add(cell)
 

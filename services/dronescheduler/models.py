@@ -14,7 +14,7 @@ import bisect
 import math
 import operator
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -160,32 +160,76 @@ class Window:
 class _Timeline:
     """A schedule as planning searches it, kept up to date window by window rather than
     rebuilt (a long backlog costs a booking no walk over it): departures and drop-offs in
-    time order, for bisecting; the windows as stored rows; and a circle holding every
-    place the drone flies from or to, whatever gap a trip takes (a bound on its flights)."""
+    time order, for bisecting; the windows as stored rows; a circle holding every place
+    the drone flies from or to, whatever gap a trip takes (a bound on its flights); and the
+    gaps between windows, in runs of GAP_RUN each with its widest gap and the box holding
+    the places its gaps start and end at. Planning leaps over a run whose widest gap is
+    too short for the flights to and from that box: with a long backlog nearly every gap
+    is too short for a long trip, and working each one out was most of a booking's cost."""
 
     departures: list[datetime]
     etas: list[datetime]  # windows never overlap: in order too
     rows: list[list[Any]]
     centre: Location
     radius: float  # miles
-    # The longest time between two booked windows (no less: once-long gaps may have gone
-    # by), a bound on what trip any of them could hold.
-    widest_gap: timedelta
+    gaps: list[timedelta]  # gaps[j]: from window j's drop-off to window j + 1's departure
+    # Every window's departure and drop-off place in turn (window j's at 2j and 2j + 1).
+    latitudes: list[float]
+    longitudes: list[float]
+    # Each gap with the time to fly from the centre to where it starts and from where it
+    # ends: a trip whose flights via the centre take longer cannot fit (the triangle
+    # inequality), known with no distance worked out per gap.
+    slack: list[timedelta]
+    runs: list[_Run]
+    starts: list[int]  # the gap each run starts at: a run grows where a window goes in
 
     @classmethod
     def of(cls, drone: Drone) -> _Timeline:
         s = drone.schedule
         centre = drone.last_location
-        places = (*(w.dropoff for w in s), *(w.departure_location for w in s))
         departures, etas = [w.departure for w in s], [w.delivery_eta for w in s]
+        gaps = list(map(operator.sub, departures[1:], etas[:-1]))
+        ends = [p for w in s for p in (w.departure_location, w.dropoff)]
+        latitudes, longitudes = [p.latitude for p in ends], [p.longitude for p in ends]
+        miles = [miles_between(centre, p) for p in ends]
+        away = [timedelta(hours=m / CRUISE_MPH) for m in miles]
+        slack = [g + away[2 * j + 1] + away[2 * j + 2] for j, g in enumerate(gaps)]
         return cls(
             departures,
             etas,
             [w.to_row() for w in s],
             centre,
-            max((miles_between(centre, p) for p in places), default=0.0),
-            _widest(departures, etas),
+            max(miles, default=0.0),
+            gaps,
+            latitudes,
+            longitudes,
+            slack,
+            *_runs(gaps, slack, latitudes, longitudes),
         )
+
+    @property
+    def widest_gap(self) -> timedelta:
+        return max((r.widest for r in self.runs), default=timedelta(0))
+
+    def fitting(self, slot: int, need: Callable[[int], timedelta], via_centre: timedelta) -> int:
+        """The first slot from `slot` on (slot k: after window k - 1; 0 < slot) that is the
+        last one, or whose gap is at least what `need` says a trip needs in its run (by the
+        run's number) and whose slack at least what it needs flying via the centre: no
+        slot in between can hold the trip."""
+        gaps, slack, runs, starts = self.gaps, self.slack, self.runs, self.starts
+        j, end = slot - 1, len(gaps)
+        run = bisect.bisect_right(starts, j) - 1
+        while j < end:
+            stop = starts[run + 1] if run + 1 < len(starts) else end
+            if runs[run].slackest >= via_centre:
+                least = need(run)
+                if runs[run].widest >= least:
+                    while j < stop:
+                        if slack[j] >= via_centre and gaps[j] >= least:
+                            return j + 1
+                        j += 1
+            j, run = stop, run + 1
+        return end + 1
 
     def inserted(self, at: int, w: Window) -> _Timeline:
         radius = max(
@@ -195,32 +239,146 @@ class _Timeline:
         )
         departures = [*self.departures[:at], w.departure, *self.departures[at:]]
         etas = [*self.etas[:at], w.delivery_eta, *self.etas[at:]]
-        widest = self.widest_gap
-        if 0 < at < len(self.departures) and self.departures[at] - self.etas[at - 1] >= widest:
-            widest = _widest(departures, etas)  # the widest gap was split: look again
+        # The one gap the window went into becomes the two either side of it.
+        around = range(max(at - 1, 0), min(at + 1, len(departures) - 1))
+        gaps = [
+            *self.gaps[: max(at - 1, 0)],
+            *(departures[j + 1] - etas[j] for j in around),
+            *self.gaps[at:],
+        ]
+        dep, drop = w.departure_location, w.dropoff
+        lats = self.latitudes
+        latitudes = [*lats[: 2 * at], dep.latitude, drop.latitude, *lats[2 * at :]]
+        lons = self.longitudes
+        longitudes = [*lons[: 2 * at], dep.longitude, drop.longitude, *lons[2 * at :]]
+        # The gaps either side of the window: from the centre to their ends and back.
+        centre = self.centre
+        slack = [
+            *self.slack[: max(at - 1, 0)],
+            *(
+                gaps[j]
+                + _flight(centre, Location(latitudes[2 * j + 1], longitudes[2 * j + 1]))
+                + _flight(centre, Location(latitudes[2 * j + 2], longitudes[2 * j + 2]))
+                for j in around
+            ),
+            *self.slack[at:],
+        ]
+        if not self.runs:
+            runs, starts = _runs(gaps, slack, latitudes, longitudes)
+        else:
+            # Only the run the new gap went into changes (and splits once it is too long);
+            # those after it start one gap later.
+            first = max(at - 1, 0)
+            run = bisect.bisect_right(self.starts, first) - 1
+            starts = [*self.starts[: run + 1], *(s + 1 for s in self.starts[run + 1 :])]
+            stop = starts[run + 1] if run + 1 < len(starts) else len(gaps)
+            new, new_starts = _runs(gaps, slack, latitudes, longitudes, starts[run], stop)
+            runs = [*self.runs[:run], *new, *self.runs[run + 1 :]]
+            starts = [*starts[:run], *new_starts, *starts[run + 1 :]]
         return _Timeline(
             departures,
             etas,
             [*self.rows[:at], w.to_row(), *self.rows[at:]],
-            self.centre,
+            centre,
             radius,
-            widest,
+            gaps,
+            latitudes,
+            longitudes,
+            slack,
+            runs,
+            starts,
         )
 
     def dropped(self, done: int) -> _Timeline:
         """Without the first `done` windows (the circle still holds what is left)."""
+        gaps, slack, latitudes, longitudes = (
+            self.gaps[done:],
+            self.slack[done:],
+            self.latitudes[2 * done :],
+            self.longitudes[2 * done :],
+        )
+        runs: list[_Run] = []
+        starts: list[int] = []
+        if gaps:
+            # The runs of the gaps left, the first one cut short where it was cut.
+            run = bisect.bisect_right(self.starts, done) - 1
+            stop = self.starts[run + 1] - done if run + 1 < len(self.starts) else len(gaps)
+            runs, starts = _runs(gaps, slack, latitudes, longitudes, 0, stop)
+            runs += self.runs[run + 1 :]
+            starts += (s - done for s in self.starts[run + 1 :])
         return _Timeline(
             self.departures[done:],
             self.etas[done:],
             self.rows[done:],
             self.centre,
             self.radius,
-            self.widest_gap,
+            gaps,
+            latitudes,
+            longitudes,
+            slack,
+            runs,
+            starts,
         )
 
 
-def _widest(departures: list[datetime], etas: list[datetime]) -> timedelta:
-    return max(map(operator.sub, departures[1:], etas[:-1]), default=timedelta(0))
+_ROUNDING = timedelta(milliseconds=1)
+# Gaps per run: a run too short for a trip is passed over in one step; keeping the runs
+# costs a few min and max over each at every change of the schedule.
+GAP_RUN = 64
+
+
+@dataclass(frozen=True)
+class _Run:
+    """GAP_RUN gaps in a row: the widest, and the box of the places they start and end at."""
+
+    widest: timedelta
+    slackest: timedelta
+    south: float
+    north: float
+    west: float
+    east: float
+
+    def miles_from(self, place: Location) -> float:
+        """No more than the distance from `place` to any place in the box: the haversine
+        with the latitudes and longitudes as close as the box lets them be, and both
+        cosines at the widest latitude (every term of it no larger, and asin(x) >= x)."""
+        lat, lon = place.latitude, place.longitude
+        dlat = max(self.south - lat, lat - self.north, 0.0)
+        dlon = 0.0
+        if not self.west <= lon <= self.east:
+            dlon = min((self.west - lon) % 360, (lon - self.east) % 360)
+        if not dlat and not dlon:
+            return 0.0
+        widest = min(90.0, max(abs(lat), abs(self.south), abs(self.north)))
+        north_south = math.sin(math.radians(dlat) / 2)
+        east_west = math.cos(math.radians(widest)) * math.sin(math.radians(min(dlon, 180.0)) / 2)
+        return 2 * EARTH_RADIUS_MILES * math.hypot(north_south, east_west)
+
+
+def _runs(
+    gaps: list[timedelta],
+    slack: list[timedelta],
+    latitudes: list[float],
+    longitudes: list[float],
+    start: int = 0,
+    stop: int | None = None,
+) -> tuple[list[_Run], list[int]]:
+    """The runs of gaps[start:stop] and the gap each starts at: GAP_RUN gaps each, but for
+    the last (and for a run that only grew past GAP_RUN, not yet to twice as long)."""
+    stop = len(gaps) if stop is None else stop
+    if start >= stop:
+        return [], []
+    starts = list(range(start, stop, GAP_RUN))
+    if stop - start < 2 * GAP_RUN:
+        starts = starts[:1]
+    runs = []
+    for a, b in zip(starts, [*starts[1:], stop], strict=True):
+        # Gap j starts at window j's drop-off (2j + 1), ends at window j + 1's departure.
+        lats, lons = latitudes[2 * a + 1 : 2 * b + 1], longitudes[2 * a + 1 : 2 * b + 1]
+        runs.append(
+            _Run(max(gaps[a:b]), max(slack[a:b]), min(lats), max(lats), min(lons), max(lons))
+        )
+    return runs, starts
 
 
 # A fence outlives any booker that could still write behind it: a booking call that has
@@ -292,8 +450,37 @@ class Drone:
         first = now if trip.earliest_pickup is None else max(now, trip.earliest_pickup)
         schedule = self.schedule
         best: Window | None = None
-        # Gaps ending before the trip could even be over are passed over by bisecting.
-        for k in range(bisect.bisect_left(line.departures, first + shortest), len(schedule) + 1):
+        # No gap shorter than this can hold the trip (it would be passed over below), nor
+        # one that is too short to fly to the pickup from, and on from the drop-off to, the
+        # nearest of the places its run's gaps start or end at.
+        least = to_pickup + shortest + fly_on
+        # Less a millisecond: times are rounded to microseconds, and a bound must never
+        # pass over a gap the trip fits into exactly.
+        via_centre = (
+            shortest
+            + timedelta(hours=miles_between(line.centre, trip.pickup) / mph)
+            + _flight(trip.dropoff, line.centre)
+            - _ROUNDING
+        )
+
+        needs: dict[int, timedelta] = {}
+
+        def need(run: int) -> timedelta:  # once per run: a plan may come back to one
+            if run not in needs:
+                box = line.runs[run]
+                to = box.miles_from(trip.pickup) / mph + box.miles_from(trip.dropoff) / CRUISE_MPH
+                needs[run] = max(least, shortest + timedelta(hours=to) - _ROUNDING)
+            return needs[run]
+
+        # Gaps ending before the trip could even be over are passed over by bisecting, and
+        # those too short for it through the timeline's widest gaps: the slots skipped are
+        # those the loop would skip one by one (when a slot drops off never comes sooner
+        # for a later one, so no test to stop the loop can be passed over either).
+        k = bisect.bisect_left(line.departures, first + shortest) - 1
+        while k < len(schedule):
+            k += 1
+            if 0 < k < len(schedule):
+                k = line.fitting(k, need, via_centre)
             if k:
                 free_after, here = schedule[k - 1].delivery_eta, schedule[k - 1].dropoff
                 free_at = max(now, free_after)

@@ -291,11 +291,15 @@ def _not_newer(
     )
 
 
-async def _save(drones: DocumentStore, drone: Drone, *, etag: str) -> None:
+async def _save(
+    drones: DocumentStore, drone: Drone, *, etag: str, booked: Window | None = None
+) -> None:
     """Write the drone if unchanged since read, and keep it as known: the next assignment
-    need not read back what this one wrote."""
+    need not read back what this one wrote. `booked`: the one window this write added to
+    the drone as this process knew it (on that drone's ETag), the only new place."""
     written = await drones.replace(drone.id, drone.to_json(), etag=etag)
-    known_fleet(drones).keep(drone, written.etag)
+    new_places = None if booked is None else (booked.dropoff, drone.last_location)
+    known_fleet(drones).keep(drone, written.etag, new_places=new_places)
 
 
 def _booking_turn() -> asyncio.Lock:
@@ -334,7 +338,8 @@ async def _reserve(
             if drone.fenced_out(trip.delivery_id, claim.token):
                 raise BookingInProgress(trip.delivery_id)
             try:
-                await _save(drones, drone.with_window(window, now), etag=planned_on)
+                booked = drone.with_window(window, now)
+                await _save(drones, booked, etag=planned_on, booked=window)
                 return drone.id, window
             except (ConcurrencyConflict, DocumentNotFound):
                 # Changed (booked, fenced) or gone since this process knew it: read it again,

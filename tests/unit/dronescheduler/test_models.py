@@ -16,12 +16,14 @@ from dronescheduler.models import (
     EARTH_RADIUS_MILES,
     EQUALLY_GOOD,
     EXPEDITED_MPH,
+    GAP_RUN,
     LOADING,
     DoubleBooking,
     Drone,
     Location,
     TripRequest,
     Window,
+    _runs,
     best_drone,
     drone_id,
     fleet_homes,
@@ -553,6 +555,66 @@ def test_the_shortcuts_in_planning_find_the_same_slot_as_trying_every_gap() -> N
         later = NOW + timedelta(minutes=rng.uniform(0, 400))
         again = drone.plan(trip, later)
         assert again.delivery_eta == _plan_every_gap(drone, trip, later).delivery_eta, case
+
+
+def _around(place: Location, rng: random.Random, miles: float) -> Location:
+    """Somewhere within about `miles` of the place, in any direction."""
+    north, east = rng.uniform(-miles, miles), rng.uniform(-miles, miles)
+    per_degree_east = MILES_PER_DEGREE * math.cos(math.radians(place.latitude))
+    return Location(
+        place.latitude + north / MILES_PER_DEGREE, place.longitude + east / per_degree_east
+    )
+
+
+def _assert_runs_hold_their_gaps(drone: Drone) -> None:
+    """Each run, as kept window by window, says what a run over its gaps worked out whole
+    would say, and the runs cover every gap once."""
+    line = drone._timeline
+    assert line.starts[:1] == ([0] if line.gaps else [])
+    for run, a, b in zip(line.runs, line.starts, [*line.starts[1:], len(line.gaps)], strict=True):
+        assert 0 < b - a < 2 * GAP_RUN
+        (whole,), _ = _runs(line.gaps, line.slack, line.latitudes, line.longitudes, a, b)
+        assert run == whole
+    assert line.runs == [] or len(line.runs) == len(line.starts)
+
+
+def test_leaping_over_runs_of_short_gaps_finds_the_same_slot_as_trying_every_gap() -> None:
+    # With hundreds of windows planning passes over whole runs of gaps too short for the
+    # trip (models.GAP_RUN), by the widest gap of each run, the box around its places and
+    # the flights via the drone's centre: bounds only, so never a slot a full search takes
+    # (a backlog of short trips near home, new trips from further away: the bounds bite).
+    rng = random.Random(17)
+    for case in range(12):
+        drone = Drone("d", HOME, HOME)
+        for i in range(rng.randint(150, 300)):
+            request = TripRequest(
+                delivery_id=f"b{i}",
+                pickup=_around(HOME, rng, 0.5),
+                dropoff=_around(HOME, rng, 0.5),
+                expedited=rng.random() < 0.3,
+                # Every other case in no order: windows go in at the front and in between,
+                # not only last (in order, the gaps are all short: the bounds bite).
+                earliest_pickup=NOW
+                + timedelta(minutes=30 * (i if case % 2 else rng.randrange(300))),
+                requested_at=NOW,
+            )
+            drone = drone.with_window(drone.plan(request, NOW), NOW)
+            if i % 37 == 0:  # some finish meanwhile: the runs are cut at the front
+                drone = drone.pruned(NOW + timedelta(minutes=rng.uniform(0, 30 * i)))
+        _assert_runs_hold_their_gaps(drone)
+        for k in range(25):
+            t = TripRequest(
+                delivery_id=f"new{k}",
+                pickup=_around(HOME, rng, rng.uniform(1, 8)),
+                dropoff=_around(HOME, rng, rng.uniform(1, 8)),
+                expedited=rng.random() < 0.3,
+                earliest_pickup=rng.choice([None, NOW + timedelta(minutes=rng.uniform(0, 600))]),
+                requested_at=NOW,
+            )
+            later = NOW + timedelta(minutes=rng.choice([0, rng.uniform(0, 900)]))
+            chosen = drone.plan(t, later)
+            assert chosen.delivery_eta == _plan_every_gap(drone, t, later).delivery_eta, (case, k)
+            drone.with_window(chosen, later)  # and it fits: DoubleBooking otherwise
 
 
 def test_choosing_a_drone_with_cut_offs_gives_what_planning_every_drone_gives() -> None:
