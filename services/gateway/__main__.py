@@ -4,4 +4,11 @@ from gateway.config import Settings
 from gateway.proxy import create_gateway
 
 settings = Settings()
-serve(create_gateway(settings), settings, "gateway", namespace=APPLICATION)  # type: ignore[arg-type]
+# The entry point: its clients may be behind a proxy of their own.
+serve(
+    create_gateway(settings),  # type: ignore[arg-type]
+    settings,
+    "gateway",
+    namespace=APPLICATION,
+    reads_forwarded_headers=True,
+)
