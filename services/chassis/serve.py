@@ -49,18 +49,8 @@ class DrainingServer(uvicorn.Server):
         self.should_exit = True
 
 
-def serve(
-    app: FastAPI,
-    settings: ServiceSettings,
-    service: str,
-    *,
-    namespace: str,
-    reads_forwarded_headers: bool = False,
-) -> None:
-    """Serve `app` as `service`, one of the application `namespace`'s (its traces say so).
-
-    Only an entry point reads X-Forwarded-* (`reads_forwarded_headers`): no service looks
-    at its caller's address, and uvicorn's middleware for them costs every request."""
+def serve(app: FastAPI, settings: ServiceSettings, service: str, *, namespace: str) -> None:
+    """Serve `app` as `service`, one of the application `namespace`'s (its traces say so)."""
     configure_logging(service, settings.log_level)
     exporter = configure_telemetry(
         service,
@@ -78,7 +68,6 @@ def serve(
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
         timeout_keep_alive=30,
         server_header=False,
-        proxy_headers=reads_forwarded_headers,
     )
     sockets = None
     if settings.public_port:
