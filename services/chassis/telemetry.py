@@ -57,6 +57,8 @@ _NO_ASGI_EVENT_SPANS: list[Any] = ["receive", "send"]
 _configured: str | None = None
 # A proxy until a provider is set; named after the application once one is.
 _tracer = trace.get_tracer(__name__)
+# False once configure_telemetry found nothing to record spans for (see client_span).
+_records_spans = True
 
 
 def choose_exporter(environ: Mapping[str, str]) -> str:
@@ -82,13 +84,12 @@ def configure_telemetry(
     Called once per process, before serving. Apps instrumented earlier pick the provider
     up then (OpenTelemetry hands out proxies until a provider is set).
     """
-    global _configured, _tracer
+    global _configured, _tracer, _records_spans
     if _configured is not None:
         return _configured
     propagate.set_global_textmap(
         CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
     )
-    _tracer = trace.get_tracer(namespace)
     resource = Resource.create({"service.name": service, "service.namespace": namespace})
     exporter = choose_exporter(os.environ)
     if exporter == AZURE_MONITOR:
@@ -108,6 +109,10 @@ def configure_telemetry(
         _trace_azure_sdks()
     else:
         trace.set_tracer_provider(provider_without_export(resource))
+    # Taken once the provider is set: the provider's own tracer, not a proxy to it that
+    # looks the provider up again on every span.
+    _tracer = trace.get_tracer(namespace)
+    _records_spans = records_spans(os.environ)
     _configured = exporter
     return exporter
 
@@ -246,7 +251,15 @@ def client_span(
     peer: str, method: str, url: str, headers: MutableMapping[str, str]
 ) -> Iterator[Span]:
     """A CLIENT span for one attempt of a call to `peer`, its context injected into the
-    request's `headers` (so the service's SERVER span is its child)."""
+    request's `headers` (so the service's SERVER span is its child).
+
+    In a process that records no spans, none is made: the caller's context goes on as it
+    is (same trace, so log lines still correlate), without the ids, attributes and context
+    switch of a span that would never be seen."""
+    if not _records_spans:
+        propagate.inject(headers)
+        yield trace.get_current_span()
+        return
     # No server.address: Azure Monitor would name the dependency's target by it (a pod's
     # address) instead of by peer.service (the service).
     with _tracer.start_as_current_span(
@@ -324,7 +337,12 @@ def producer_span(
     body_size: int,
     attributes: Mapping[str, str] | None = None,
 ) -> Iterator[Span]:
-    """A PRODUCER span around a send, its context injected into `properties`."""
+    """A PRODUCER span around a send, its context injected into `properties` (none made
+    where no span is recorded, as for client_span)."""
+    if not _records_spans:
+        inject_context(properties)
+        yield trace.get_current_span()
+        return
     with _tracer.start_as_current_span(
         f"send {target.destination}",
         kind=SpanKind.PRODUCER,

@@ -269,3 +269,22 @@ async def test_every_attempt_of_a_call_is_a_client_span_that_carries_the_context
         assert (span.attributes or {})["peer.service"] == "flaky"
         assert header.startswith(f"00-{trace_id}-{format(span.context.span_id, '016x')}-")
     assert attempts[0].status.status_code is StatusCode.ERROR  # the 503
+
+
+def test_where_no_span_is_recorded_a_call_carries_the_callers_context_without_a_span(
+    monkeypatch: pytest.MonkeyPatch, spans: InMemorySpanExporter
+) -> None:
+    monkeypatch.setattr(telemetry, "_records_spans", False)
+    context = SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(0))
+    headers: dict[str, str] = {}
+    properties: dict[str, str] = {}
+    with trace.use_span(NonRecordingSpan(context)) as caller:
+        with telemetry.client_span("peer", "GET", "http://peer/x", headers) as span:
+            assert span is caller
+        with telemetry.producer_span(
+            TARGET, message_id="m", properties=properties, body_size=1
+        ) as span:
+            assert span is caller
+    assert headers["traceparent"] == f"00-{0xABC:032x}-{0xDEF:016x}-00"
+    assert properties["traceparent"] == headers["traceparent"]
+    assert spans.get_finished_spans() == ()
