@@ -5,9 +5,9 @@ Cosmos DB and Service Bus (docs/performance.md, "On Azure").
     STORE_COSTS_BASE=<checkout> python -m tests.benchmarks.store_costs [N]
 
 Starts the system on the local PostgreSQL, Redis and RabbitMQ (databases, a Redis database
-and a queue of this run's own), then in three phases creates N deliveries, reschedules a
-third of them and cancels another third, each phase waited on until workflow has processed
-every message. Per phase and per operation it prints what each service's store did, from
+and a queue of this run's own: bench.py's servers_footing), then in three phases creates N
+deliveries, reschedules a third of them and cancels another third, each phase waited on
+until workflow has processed every message. Per phase and per operation it prints what each service's store did, from
 the services' own counters (store_calls_total, store_documents_total): round trips, and
 documents read, written and deleted; the documents' mean size; and PostgreSQL's own
 tuple counts for the collections it holds, as a check on the counters.
@@ -29,11 +29,11 @@ import asyncio
 import bisect
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,14 +43,12 @@ import asyncpg
 import redis.asyncio as aioredis
 from prometheus_client.parser import text_string_to_metric_families
 
-from launcher.stack import SERVICES, Footing, Stack
-from tests import servers
-from tests.benchmarks.bench import Client, delivery_request, processed
+from launcher.stack import SERVICES, Stack
+from tests.benchmarks.bench import Client, delivery_request, processed, servers_footing
 from tests.e2e.conftest import _free_base_port
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else int(os.environ.get("STORE_COSTS_N", "300"))
 BASE = os.environ.get("STORE_COSTS_BASE", "")
-REDIS_URL = os.environ.get("STORE_COSTS_REDIS_URL", "redis://127.0.0.1:6379/12")
 RESULTS = Path(os.environ.get("BENCH_RESULTS", "results/bench"))
 STORED = ("ingestion", "package", "dronescheduler", "delivery")
 
@@ -89,13 +87,16 @@ def request_units(kb: float, write: bool) -> float:
 # --- counting ----------------------------------------------------------------------------
 
 
+async def metrics_text(stack: Stack, service: str) -> str:
+    async with Client(stack.url(service)) as client:
+        return (await client.get("/metrics"))[1].decode()
+
+
 async def store_counters(stack: Stack) -> dict[tuple[str, str, str, str], float]:
     """(service, collection, operation, calls|documents) -> count, from each /metrics."""
     counts: dict[tuple[str, str, str, str], float] = {}
     for service in STORED:
-        async with Client(stack.url(service)) as client:
-            _, text = await client.get("/metrics")
-        for family in text_string_to_metric_families(text.decode()):
+        for family in text_string_to_metric_families(await metrics_text(stack, service)):
             kind = {"store_calls": "calls", "store_documents": "documents"}.get(family.name)
             for sample in family.samples if kind else ():
                 if sample.name.endswith("_total"):
@@ -136,7 +137,9 @@ async def pg_tuples(databases: dict[str, str]) -> dict[tuple[str, str, str], int
     return last
 
 
-async def document_sizes(databases: dict[str, str]) -> dict[tuple[str, str], tuple[int, float]]:
+async def document_sizes(
+    databases: dict[str, str], redis_url: str
+) -> dict[tuple[str, str], tuple[int, float]]:
     """(service, collection) -> (documents, mean KB of their JSON), from the servers."""
     sizes: dict[tuple[str, str], tuple[int, float]] = {}
     for service, url in databases.items():
@@ -152,7 +155,7 @@ async def document_sizes(databases: dict[str, str]) -> dict[tuple[str, str], tup
                 sizes[(service, table)] = (int(n), float(mean) / 1024)
         finally:
             await conn.close()
-    r = aioredis.Redis.from_url(REDIS_URL)
+    r = aioredis.Redis.from_url(redis_url)
     try:
         found: dict[str, list[int]] = {}
         async for key in r.scan_iter(match="*:doc:*", count=1000):
@@ -180,7 +183,7 @@ class Phase:
 
 def reschedule_body() -> dict[str, Any]:
     body = delivery_request()
-    later = datetime.now(UTC) + timedelta(minutes=600 + int(uuid.uuid4().int % 600))
+    later = datetime.now(UTC) + timedelta(minutes=random.randint(600, 1200))
     return {
         "pickupLocation": body["pickupLocation"],
         "dropOffLocation": body["dropOffLocation"],
@@ -189,7 +192,9 @@ def reschedule_body() -> dict[str, Any]:
     }
 
 
-async def run_phases(stack: Stack, databases: dict[str, str], has_counters: bool) -> list[Phase]:
+async def run_phases(
+    stack: Stack, databases: dict[str, str], redis_url: str, has_counters: bool
+) -> list[Phase]:
     phases: list[Phase] = []
     ids: list[str] = []
     async with Client(stack.url("gateway")) as gateway, Client(stack.url("workflow")) as workflow:
@@ -224,7 +229,7 @@ async def run_phases(stack: Stack, databases: dict[str, str], has_counters: bool
                     len(requests),
                     {k: v - before_counters.get(k, 0.0) for k, v in after_counters.items()},
                     {k: v - before_tuples.get(k, 0) for k, v in after_tuples.items()},
-                    await document_sizes(databases),
+                    await document_sizes(databases, redis_url),
                     seconds,
                 )
             )
@@ -244,66 +249,27 @@ async def run_phases(stack: Stack, databases: dict[str, str], has_counters: bool
     return phases
 
 
-def footing() -> tuple[Footing, dict[str, str], str]:
-    run = uuid.uuid4().hex[:8]
-    pg = servers.POSTGRES_URL.rsplit("/", 1)[0]
-    queue = f"costs-{run}"
-    f = Footing.servers(postgres=pg, redis=REDIS_URL, amqp=servers.AMQP_URL, queue=queue)
-    databases = {}
-    for service in ("package", "dronescheduler"):
-        databases[service] = f.urls[service]["STORE_URL"] = f"{pg}/costs_{run}_{service}"
-    return f, databases, queue
-
-
-async def clean(databases: dict[str, str], queue: str) -> None:
-    import aio_pika
-
-    pg = servers.POSTGRES_URL.rsplit("/", 1)[0]
-    admin = await asyncpg.connect(f"{pg}/postgres")
-    try:
-        for url in databases.values():
-            await admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
-    finally:
-        await admin.close()
-    r = aioredis.Redis.from_url(REDIS_URL)
-    await r.flushdb()
-    await r.aclose()
-    connection = await aio_pika.connect(servers.AMQP_URL)
-    async with connection:
-        channel = await connection.channel()
-        for name in (queue, f"{queue}.deadletter"):
-            await channel.queue_delete(name)
-
-
 def measure() -> dict[str, Any]:
     """One checkout's phases (the services of the venv running this)."""
-    missing = [
-        u for u in (servers.POSTGRES_URL, REDIS_URL, servers.AMQP_URL) if not servers.reachable(u)
-    ]
-    if missing:
-        raise SystemExit(f"store_costs: not reachable: {missing}")
-    f, databases, queue = footing()
+    footing, cleanup, why_not = servers_footing()
+    if footing is None:
+        raise SystemExit(f"store_costs: {why_not}")
+    databases = {s: footing.urls[s]["STORE_URL"] for s in ("package", "dronescheduler")}
+    redis_url = footing.urls["delivery"]["STORE_URL"]
     with tempfile.TemporaryDirectory() as logs:
         base = _free_base_port()
-        stack = Stack(f, gateway_port=base, base_port=base, log_dir=Path(logs))
+        stack = Stack(footing, gateway_port=base, base_port=base, log_dir=Path(logs))
         for service in SERVICES:
             stack.extra_env.setdefault(service, {})["LOG_LEVEL"] = "warning"
         try:
             stack.up(within=90)
-            has_counters = any(
-                "store_calls_total" in line
-                for line in asyncio.run(_metrics_text(stack, "package")).splitlines()
-            )
-            phases = asyncio.run(run_phases(stack, databases, has_counters))
+            # The counters' HELP line is there before any store call is counted.
+            has_counters = "store_calls_total" in asyncio.run(metrics_text(stack, "package"))
+            phases = asyncio.run(run_phases(stack, databases, redis_url, has_counters))
         finally:
             stack.down(grace=20)
-            asyncio.run(clean(databases, queue))
+            cleanup()
     return {"n": N, "counted": has_counters, "phases": [_phase_json(p) for p in phases]}
-
-
-async def _metrics_text(stack: Stack, service: str) -> str:
-    async with Client(stack.url(service)) as client:
-        return (await client.get("/metrics"))[1].decode()
 
 
 def _phase_json(p: Phase) -> dict[str, Any]:
