@@ -329,6 +329,8 @@ def print_table(by_backlog: list[Cell], by_fleet: list[Cell], postgres: bool) ->
         ("backlog", by_backlog, TARGETS["backlog"]),
         ("fleet", by_fleet, TARGETS["fleet"]),
     ):
+        if len(cells) < 2:
+            continue  # a series left out (ASSIGN_BACKLOGS or ASSIGN_FLEETS) has no ratio
         r = ratio(cells)
         print(
             f"    CPU per booking, {cells[0].backlog if title == 'backlog' else cells[0].fleet}"
