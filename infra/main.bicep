@@ -297,6 +297,10 @@ module cosmos 'modules/cosmos.bicep' = {
             name: 'assignments'
             partitionKey: '/id'
           }
+          {
+            name: 'drone_pages'
+            partitionKey: '/id'
+          }
         ]
         contributors: [
           droneschedulerIdentity.outputs.principalId

@@ -111,6 +111,11 @@ SERVICE_ENV: dict[str, tuple[dict, list[str]]] = {
             "STORE_URL": DOCUMENTS,
             "FLEET_SIZE": COUNT,
             "FLEET_RESYNC_SECONDS": NUMBER_TEXT,
+            "SCHEDULE_PAGE_WINDOWS": {
+                "type": ["integer", "string"],
+                "pattern": "^[0-9]+$",
+                "minimum": 0,
+            },
             **AUTH_ENV,  # the console's fleet view (docs/console.md)
         },
         ["STORE_URL"],

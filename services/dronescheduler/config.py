@@ -19,3 +19,7 @@ class Settings(ServiceSettings):
     # (fleet.py): a drone another replica freed may be passed over until then, never
     # double-booked (the drone's ETag decides).
     fleet_resync_seconds: float = Field(10.0, gt=0, le=3600)
+    # Windows per page of a long schedule (pages.py): a booking writes the drone's document
+    # and at most one page, whatever the backlog. 0 keeps each schedule whole in its drone's
+    # document, as before pages (for a rolling upgrade from such a version: see CHANGELOG.md).
+    schedule_page_windows: int = Field(16, ge=0, le=10_000)

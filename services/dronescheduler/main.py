@@ -13,6 +13,7 @@ from contracts.routes import routed_to
 from dronescheduler import console
 from dronescheduler.config import Settings
 from dronescheduler.models import Location
+from dronescheduler.pages import PAGES, PagedDrones
 from dronescheduler.router import router
 from dronescheduler.service import ASSIGNMENTS, DRONES, ensure_fleet
 
@@ -21,11 +22,17 @@ SERVICE = "dronescheduler"
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    stores = open_collections(settings.store_url, DRONES, ASSIGNMENTS)
+    stores = open_collections(settings.store_url, DRONES, ASSIGNMENTS, PAGES)
 
     @asynccontextmanager
     async def resources(app: FastAPI) -> AsyncIterator[None]:
         async with stores(app):
+            # Drones are read and written with their schedule's pages (it closes both).
+            app.state.stores[DRONES.name] = PagedDrones(
+                app.state.stores[DRONES.name],
+                app.state.stores.pop(PAGES.name),
+                page=settings.schedule_page_windows,
+            )
             await ensure_fleet(
                 drones=app.state.stores[DRONES.name],
                 size=settings.fleet_size,

@@ -381,6 +381,36 @@ def _runs(
     return runs, starts
 
 
+@dataclass(frozen=True)
+class Page:
+    """Windows of a schedule kept in a document of their own (pages.py): `count` of them,
+    after the first `skip` the page document holds (those are over). No id: its windows
+    changed since it was read, and it is written anew (a page document never changes)."""
+
+    id: str | None
+    count: int
+    skip: int = 0
+
+
+def _touched(pages: tuple[Page, ...], changes: dict[int, int]) -> tuple[Page, ...]:
+    """The pages with `changes` (page index: windows gained, or lost if negative) made: a
+    changed page loses its id, and an emptied one goes."""
+    return tuple(
+        Page(None, p.count + changes[i]) if i in changes else p
+        for i, p in enumerate(pages)
+        if p.count + changes.get(i, 0) > 0
+    )
+
+
+def _page_of(pages: tuple[Page, ...], k: int) -> int | None:
+    """Which page holds window k (None: the tail, after every page)."""
+    for i, p in enumerate(pages):
+        if k < p.count:
+            return i
+        k -= p.count
+    return None
+
+
 # A fence outlives any booker that could still write behind it: a booking call that has
 # been paused for a day is long abandoned by its caller.
 FENCE_KEPT_FOR = timedelta(days=1)
@@ -395,6 +425,9 @@ class Drone:
     # Per delivery, the claim token (and when it was set) below which bookers may no longer
     # write to this drone: set when a booking is taken over or cancelled (see service.py).
     fences: tuple[tuple[str, int, datetime], ...] = ()
+    # The first windows of the schedule, page by page, when the schedule is long (pages.py);
+    # the rest, the tail, are kept in the drone's own document.
+    pages: tuple[Page, ...] = ()
 
     def fenced_out(self, delivery_id: str, token: int) -> bool:
         """Whether a booker holding claim `token` for the delivery has been overtaken."""
@@ -552,29 +585,64 @@ class Drone:
             raise DoubleBooking(
                 f"{self.id}: {window.delivery_id} overlaps {schedule[at].delivery_id}"
             )
-        booked = replace(pruned, schedule=(*schedule[:at], window, *schedule[at:]))
+        pages = pruned.pages
+        page = _page_of(pages, at)
+        if page is not None:
+            pages = _touched(pages, {page: 1})
+        booked = replace(pruned, schedule=(*schedule[:at], window, *schedule[at:]), pages=pages)
         booked.__dict__["_timeline"] = line.inserted(at, window)
         return booked
 
     def without(self, delivery_id: str, now: datetime) -> Drone:
+        gone = [k for k, w in enumerate(self.schedule) if w.delivery_id == delivery_id]
+        if not gone:
+            return self.pruned(now)
+        lost: dict[int, int] = {}
+        for k in gone:
+            page = _page_of(self.pages, k)
+            if page is not None:
+                lost[page] = lost.get(page, 0) - 1
         kept = tuple(w for w in self.schedule if w.delivery_id != delivery_id)
-        return replace(self, schedule=kept).pruned(now)
+        return replace(self, schedule=kept, pages=_touched(self.pages, lost)).pruned(now)
+
+    def stored_as(self, body: dict[str, Any]) -> Drone:
+        """This drone with the pages of its document as written (pages.py names new ones)."""
+        pages = _pages_of(body)
+        if pages == self.pages:
+            return self
+        stored = replace(self, pages=pages)
+        if "_timeline" in self.__dict__:
+            stored.__dict__["_timeline"] = self.__dict__["_timeline"]
+        return stored
 
     def pruned(self, now: datetime) -> Drone:
         line = self._timeline
         done = bisect.bisect_right(line.etas, now)  # windows never overlap: ends in order too
         if not done:
             return self
+        pages, over = list(self.pages), done
+        while pages and over >= pages[0].count:
+            over -= pages.pop(0).count
+        if pages and over:
+            first = pages[0]
+            pages[0] = replace(first, count=first.count - over, skip=first.skip + over)
         kept = replace(
-            self, last_location=self.schedule[done - 1].dropoff, schedule=self.schedule[done:]
+            self,
+            last_location=self.schedule[done - 1].dropoff,
+            schedule=self.schedule[done:],
+            pages=tuple(pages),
         )
         kept.__dict__["_timeline"] = line.dropped(done)
         return kept
 
     def to_json(self) -> dict[str, Any]:
+        """The drone's document, its whole schedule in it: pages.py stores the windows of
+        its pages apart (and names the new pages), a plain store keeps it as it is."""
         body = {**self._where(), "schedule": list(self._timeline.rows)}
         if self.fences:
             body["fences"] = [[d, token, _micros(at)] for d, token, at in self.fences]
+        if self.pages:
+            body["pages"] = [[p.id, p.skip, p.count] for p in self.pages]
         return body
 
     def view(self) -> dict[str, Any]:
@@ -590,6 +658,9 @@ class Drone:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Drone:
+        if "tail" in d:
+            # A drone document as pages.py stores it: only its tail is in it.
+            raise ValueError(f"drone {d.get('id')}: its pages must be read with it (pages.py)")
         return cls(
             id=d["id"],
             home=Location.from_json(d["home"]),
@@ -602,7 +673,12 @@ class Drone:
             fences=tuple(
                 (str(d), int(token), _from_micros(at)) for d, token, at in d.get("fences", ())
             ),
+            pages=_pages_of(d),
         )
+
+
+def _pages_of(body: dict[str, Any]) -> tuple[Page, ...]:
+    return tuple(Page(id, int(count), int(skip)) for id, skip, count in body.get("pages", ()))
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

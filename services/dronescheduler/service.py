@@ -299,7 +299,8 @@ async def _save(
     the drone as this process knew it (on that drone's ETag), the only new place."""
     written = await drones.replace(drone.id, drone.to_json(), etag=etag)
     new_places = None if booked is None else (booked.dropoff, drone.last_location)
-    known_fleet(drones).keep(drone, written.etag, new_places=new_places)
+    # As written: a paged store names the pages it wrote (pages.py).
+    known_fleet(drones).keep(drone.stored_as(written.body), written.etag, new_places=new_places)
 
 
 def _booking_turn() -> asyncio.Lock:

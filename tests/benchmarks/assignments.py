@@ -51,6 +51,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from chassis.documents import DocumentStore, connect_document_store
 from dronescheduler import service
+from dronescheduler.config import Settings
 from dronescheduler.models import (
     CRUISE_MPH,
     LOADING,
@@ -61,6 +62,7 @@ from dronescheduler.models import (
     fleet_homes,
     miles_between,
 )
+from dronescheduler.pages import PAGES, PagedDrones
 from dronescheduler.schemas import DroneDeliveryRequest
 from tests.benchmarks.bench import RESULTS, _cpu_s, datastores_cpu_s
 
@@ -246,7 +248,12 @@ class CellStores:
 
 @contextlib.asynccontextmanager
 async def opened(url: str) -> AsyncIterator[tuple[DocumentStore, DocumentStore]]:
-    drones = await connect_document_store(url, service.DRONES)
+    """The drone scheduler's stores as its main.py opens them (SCHEDULE_PAGE_WINDOWS: pages)."""
+    drones = PagedDrones(
+        await connect_document_store(url, service.DRONES),
+        await connect_document_store(url, PAGES),
+        page=Settings().schedule_page_windows,
+    )
     try:
         assignments = await connect_document_store(url, service.ASSIGNMENTS)
         try:

@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from chassis.documents import Collection
+from dronescheduler.pages import PAGES
 from dronescheduler.service import ASSIGNMENTS, DRONES
 from package.service import PACKAGES
 from tests.infra.conftest import ROOT, Bicep, leaves, schema_errors
@@ -205,8 +206,9 @@ def ingestion_collection() -> Collection:
         ("package", PACKAGES),
         ("dronescheduler", DRONES),
         ("dronescheduler", ASSIGNMENTS),
+        ("dronescheduler", PAGES),
     ],
-    ids=["deliveryrequests", "packages", "drones", "assignments"],
+    ids=["deliveryrequests", "packages", "drones", "assignments", "drone_pages"],
 )
 def test_cosmos_containers_match_the_code(
     main_bicep: Bicep, database: str, collection: Collection | None

@@ -13,15 +13,23 @@ import pytest
 from chassis.documents import ConcurrencyConflict, DocumentStore, connect_document_store
 from dronescheduler import service
 from dronescheduler.models import Drone, Location
+from dronescheduler.pages import PAGES, PagedDrones
 from dronescheduler.schemas import DroneDeliveryRequest
 
 NOW = datetime.now(UTC)
 
 
-@pytest.fixture
-async def stores(tmp_path: Path) -> AsyncIterator[tuple[DocumentStore, DocumentStore]]:
+# Each test on drones kept whole, and with pages of two windows (pages.py), the smallest
+# that still pages: nearly every booking and cancel then writes pages.
+@pytest.fixture(params=[None, 2], ids=["whole", "paged"])
+async def stores(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[tuple[DocumentStore, DocumentStore]]:
     url = f"sqlite:///{tmp_path}/dronescheduler.db"
     drones = await connect_document_store(url, service.DRONES)
+    if request.param is not None:
+        pages = await connect_document_store(url, PAGES)
+        drones = PagedDrones(drones, pages, page=request.param)
     assignments = await connect_document_store(url, service.ASSIGNMENTS)
     await service.ensure_fleet(drones=drones, size=8, base=Location(47.6, -122.3))
     yield drones, assignments

@@ -40,11 +40,13 @@ from chassis.documents import ConcurrencyConflict, Document, DocumentStore, conn
 from contracts.messages import Operation
 from dronescheduler import service
 from dronescheduler.models import Drone, Location, Window
+from dronescheduler.pages import PAGES, PagedDrones
 from dronescheduler.schemas import DroneDeliveryRequest
 
 DELIVERY_IDS = ("d1", "d2")
 PLACES = ((47.61, -122.33), (47.65, -122.30), (47.58, -122.36), (47.70, -122.20))
 FLEET = 3  # few drones: bookings compete for them
+BACKLOG = 4  # windows booked ahead on each drone, with pages (PagedBookingProtocol)
 STALE = service.CLAIM_STALE_AFTER + timedelta(seconds=1)
 WAIT = 30.0  # seconds: a call that takes longer than this to reach its next write is stuck
 SETTLING_ROUNDS = 5
@@ -210,6 +212,8 @@ def _request(
 
 
 class BookingProtocol(RuleBasedStateMachine):
+    PAGE: int | None = None  # drones kept whole; PagedBookingProtocol: in pages (pages.py)
+
     def __init__(self) -> None:
         super().__init__()
         self.loop = asyncio.new_event_loop()
@@ -229,10 +233,36 @@ class BookingProtocol(RuleBasedStateMachine):
 
     async def _open(self) -> tuple[DocumentStore, DocumentStore]:
         url = f"sqlite:///{Path(self.folder) / 'dronescheduler.db'}"
-        drones = await connect_document_store(url, service.DRONES)
+        drones: DocumentStore = await connect_document_store(url, service.DRONES)
+        if self.PAGE is not None:
+            self.heads = drones
+            self.pages = await connect_document_store(url, PAGES)
+            drones = PagedDrones(self.heads, self.pages, page=self.PAGE)
         assignments = await connect_document_store(url, service.ASSIGNMENTS)
         await service.ensure_fleet(drones=drones, size=FLEET, base=Location(47.6, -122.3))
+        if self.PAGE is not None:
+            await self._book_backlog(drones)
         return drones, assignments
+
+    async def _book_backlog(self, drones: DocumentStore) -> None:
+        """BACKLOG windows on each drone, hours after any the machine books: its bookings
+        go in before them, into the first page, and its cancels come out of it."""
+        for doc in await drones.find():
+            drone = Drone.from_json(doc.body)
+            for k in range(BACKLOG):
+                departure = self.t0 + timedelta(hours=6 + k)
+                window = Window(
+                    delivery_id=f"backlog-{drone.id}-{k}",
+                    requested_at=self.t0,
+                    departure=departure,
+                    departure_location=drone.home,
+                    pickup_eta=departure + timedelta(minutes=5),
+                    delivery_eta=departure + timedelta(minutes=30),
+                    dropoff=drone.home,
+                    miles=2.0,
+                )
+                drone = drone.with_window(window, self.t0)
+            await drones.replace(drone.id, drone.to_json(), etag=doc.etag)
 
     def run(self, work: Awaitable[Any]) -> Any:
         return self.loop.run_until_complete(work)
@@ -327,7 +357,11 @@ class BookingProtocol(RuleBasedStateMachine):
         now = self.clock
 
         async def work(call: Call) -> Any:
-            drones = Gated(self.drones, call, "drones")
+            drones: DocumentStore = Gated(self.drones, call, "drones")
+            if self.PAGE is not None:
+                # Each head write gated; the pages before it are seen by no one until then.
+                gated = Gated(self.heads, call, "drones")
+                drones = PagedDrones(gated, self.pages, page=self.PAGE)  # type: ignore[arg-type]
             assignments = Gated(self.assignments, call, "assignments")
             if message.operation is Operation.CANCEL:
                 return await service.cancel(
@@ -448,6 +482,24 @@ TestBookingProtocol.settings = settings(
     database=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+
+
+class PagedBookingProtocol(BookingProtocol):
+    """The same, with drones kept in pages of one window, each with a backlog of windows
+    the machine's bookings go before: nearly every write makes a page and drops one. No
+    write may lose a window of the backlog."""
+
+    PAGE = 1
+
+    @invariant()
+    def the_backlog_stays(self) -> None:
+        windows = self.run(self._windows())
+        backlog = [d for d in windows if d.startswith("backlog-")]
+        assert len(backlog) == FLEET * BACKLOG, f"backlog windows left: {sorted(backlog)}"
+
+
+TestPagedBookingProtocol = PagedBookingProtocol.TestCase
+TestPagedBookingProtocol.settings = TestBookingProtocol.settings
 
 
 Step = tuple[str, dict[str, Any]]
