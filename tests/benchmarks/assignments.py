@@ -364,6 +364,8 @@ def plot(by_backlog: list[Cell], by_fleet: list[Cell], path: Path, title: str) -
         ),
         (axes[1], by_fleet, [c.fleet for c in by_fleet], "drones in the fleet", "fleet"),
     ):
+        if not cells:
+            continue
         ax.plot(x, [c.cpu_ms_per_booking for c in cells], marker="o", label="CPU ms per booking")
         ax.axhline(
             cells[0].cpu_ms_per_booking * TARGETS[target],
@@ -376,8 +378,10 @@ def plot(by_backlog: list[Cell], by_fleet: list[Cell], path: Path, title: str) -
         ax.set_xlabel(label)
         ax.set_ylabel("CPU ms per booking (log)")
         ax.legend()
-    axes[0].set_title(f"against the backlog ({by_backlog[0].fleet} drones, {title})")
-    axes[1].set_title(f"against the fleet ({by_fleet[0].backlog} windows each, {title})")
+    if by_backlog:
+        axes[0].set_title(f"against the backlog ({by_backlog[0].fleet} drones, {title})")
+    if by_fleet:
+        axes[1].set_title(f"against the fleet ({by_fleet[0].backlog} windows each, {title})")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
