@@ -41,6 +41,8 @@ from chassis.documents import (
 PAGES = Collection(name="drone_pages", partition_key="id")
 # A head read whose pages were replaced meanwhile is read again, this many times at most.
 MAX_REREADS = 20
+# Pages read in one call when the fleet is listed: a large fleet's are many thousands.
+READ_PAGES_AT_ONCE = 500
 
 
 class PagedDrones:
@@ -214,7 +216,9 @@ class PagedDrones:
 
     async def _whole(self, heads: list[Document]) -> list[Document]:
         wanted = sorted({p for h in heads for p in _named_in(h.body)})
-        pages = await self.pages.get_many(wanted) if wanted else {}
+        pages: dict[str, Document] = {}
+        for start in range(0, len(wanted), READ_PAGES_AT_ONCE):
+            pages.update(await self.pages.get_many(wanted[start : start + READ_PAGES_AT_ONCE]))
         whole = []
         for head in heads:
             body = head.body

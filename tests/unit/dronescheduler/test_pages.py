@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -243,3 +244,15 @@ async def test_bookings_on_a_paged_fleet_are_those_on_a_whole_one(tmp_path: Path
             await drones.close()
             await assignments.close()
     assert schedules[0] == schedules[1]
+
+
+async def test_a_fleet_is_listed_whole_with_its_pages_read_a_few_at_a_time(
+    stores: tuple[PagedDrones, DocumentStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drones, _ = stores
+    monkeypatch.setattr("dronescheduler.pages.READ_PAGES_AT_ONCE", 3)
+    fleet = [replace(drone(10 + k), id=f"drone-{k:03d}") for k in range(4)]
+    for d in fleet:
+        await drones.create(d.id, d.to_json())
+    listed = {doc.id: Drone.from_json(doc.body).schedule for doc in await drones.find()}
+    assert listed == {d.id: d.schedule for d in fleet}
