@@ -98,7 +98,10 @@ def _settings(idp: IdentityProvider) -> dict[str, dict[str, str]]:
         QUEUE_HOLD_SECONDS="10",
         WORKFLOW_CONCURRENCY="16",
     )
-    env["dronescheduler"].update(CLAIM_STALE_AFTER_SECONDS=str(CLAIM_STALE_AFTER))
+    # Pages of four windows: most bookings and cancels write a page too (pages.py).
+    env["dronescheduler"].update(
+        CLAIM_STALE_AFTER_SECONDS=str(CLAIM_STALE_AFTER), SCHEDULE_PAGE_WINDOWS="4"
+    )
     return env
 
 

@@ -123,6 +123,8 @@ def _footing(tmp: Path) -> tuple[Footing, Callable[[], None]]:
     footing = Footing.servers(postgres=base, redis=redis, amqp=amqp, queue=f"e2e-{run}")
     footing.urls["package"]["STORE_URL"] = f"{base}/e2e_{run}_package"
     footing.urls["dronescheduler"]["STORE_URL"] = f"{base}/e2e_{run}_dronescheduler"
+    # Pages of two windows: drones' schedules are paged here as a long backlog's would be.
+    footing.urls["dronescheduler"]["SCHEDULE_PAGE_WINDOWS"] = "2"
     footing.urls["delivery"]["STORE_URL"] = redis
     footing.urls["ingestion"]["STORE_URL"] = redis
 
