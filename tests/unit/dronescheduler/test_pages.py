@@ -57,6 +57,12 @@ async def settled(drones: PagedDrones) -> None:
     raise AssertionError("pages still being deleted")
 
 
+async def paged(drones: PagedDrones) -> tuple[Drone, str]:
+    """A drone of 30 windows, two hours apart, written through `drones`: as read, its ETag."""
+    written = await drones.create("drone-001", drone(30).to_json())
+    return Drone.from_json(written.body), written.etag
+
+
 async def test_a_long_schedule_is_kept_in_pages_and_read_back_whole(
     stores: tuple[PagedDrones, DocumentStore],
 ) -> None:
@@ -85,14 +91,11 @@ async def test_a_booking_inside_the_schedule_writes_one_page_and_the_head(
     stores: tuple[PagedDrones, DocumentStore],
 ) -> None:
     drones, pages = stores
-    written = await drones.create("drone-001", drone(30).to_json())
-    kept = Drone.from_json(written.body)
+    kept, etag = await paged(drones)
     before = await pages.versions()
 
-    # Between the first two windows: in the first page.
-    early = window(1)
-    booked = kept.with_window(early, NOW)
-    after = await drones.replace(booked.id, booked.to_json(), etag=written.etag)
+    booked = kept.with_window(window(1), NOW)  # between the first two: in the first page
+    after = await drones.replace(booked.id, booked.to_json(), etag=etag)
     await settled(drones)
 
     now_stored = await pages.versions()
@@ -114,16 +117,15 @@ async def test_a_write_on_an_old_etag_leaves_no_page_behind(
     stores: tuple[PagedDrones, DocumentStore],
 ) -> None:
     drones, pages = stores
-    written = await drones.create("drone-001", drone(30).to_json())
-    kept = Drone.from_json(written.body)
+    kept, etag = await paged(drones)
     first = kept.with_window(window(1), NOW)
-    await drones.replace(first.id, first.to_json(), etag=written.etag)
+    await drones.replace(first.id, first.to_json(), etag=etag)
     await settled(drones)
     stored = await pages.versions()
 
     late = kept.with_window(window(3), NOW)  # planned on what the first write replaced
     with pytest.raises(ConcurrencyConflict):
-        await drones.replace(late.id, late.to_json(), etag=written.etag)
+        await drones.replace(late.id, late.to_json(), etag=etag)
     assert await pages.versions() == stored
 
 
@@ -131,8 +133,7 @@ async def test_cancels_and_time_passing_keep_the_pages_in_step(
     stores: tuple[PagedDrones, DocumentStore],
 ) -> None:
     drones, _ = stores
-    written = await drones.create("drone-001", drone(30).to_json())
-    kept, etag = Drone.from_json(written.body), written.etag
+    kept, etag = await paged(drones)
     # Cancels all over the schedule, bookings into the gaps they leave, time passing.
     for step, k in enumerate([3, 10, 11, 25, 0, 58]):
         now = NOW + timedelta(hours=step * 3)
@@ -149,11 +150,10 @@ async def test_a_reader_whose_pages_were_replaced_meanwhile_reads_again(
     stores: tuple[PagedDrones, DocumentStore],
 ) -> None:
     drones, pages = stores
-    written = await drones.create("drone-001", drone(30).to_json())
+    kept, etag = await paged(drones)
     stale_head = await drones.heads.get("drone-001")
-    kept = Drone.from_json(written.body)
     booked = kept.with_window(window(1), NOW)
-    await drones.replace(booked.id, booked.to_json(), etag=written.etag)
+    await drones.replace(booked.id, booked.to_json(), etag=etag)
     await settled(drones)
 
     class Stale:
@@ -174,13 +174,12 @@ async def test_with_no_pages_a_paged_drone_is_written_whole_again(
     stores: tuple[PagedDrones, DocumentStore],
 ) -> None:
     drones, pages = stores
-    written = await drones.create("drone-001", drone(30).to_json())
+    await paged(drones)
     whole = PagedDrones(drones.heads, pages, page=0)  # turned off after a roll back
     read = await whole.get("drone-001")
     assert read is not None
-    kept = Drone.from_json(read.body)
-    booked = kept.with_window(window(1), NOW)
-    await whole.replace(booked.id, booked.to_json(), etag=written.etag)
+    booked = Drone.from_json(read.body).with_window(window(1), NOW)
+    await whole.replace(booked.id, booked.to_json(), etag=read.etag)
     await settled(whole)
 
     head = await drones.heads.get("drone-001")
