@@ -236,11 +236,11 @@ async def assign(
     asked = request.model_dump(mode="json")
     delivery_id = request.deliveryId
     for attempt in range(MAX_CONFLICTS):
-        # A first request's claim is tried first, the assignment read only if there is one:
-        # a delivery seen for the first time (nearly all) costs one call here, made by
-        # _reserve once the drone is planned, so that the claim names it from its first
-        # write. A newer version reads first: its assignment is there (nearly always), and
-        # a claim tried would cost a plan and a refused write.
+        # A first request tries its claim first, and reads the assignment only if there is
+        # one: for a delivery seen for the first time (nearly all) that is one call, the
+        # claim's create, which _reserve makes once the drone is planned so that the claim
+        # names it from its first write. A newer version reads first: its assignment is
+        # there nearly always, and a claim tried would cost a plan and a refused write.
         first = attempt == 0 and version <= 1
         existing = None if first else await assignments.get(delivery_id)
         if existing is None:
