@@ -4,17 +4,26 @@ The drone document is the truth about its schedule and is written with optimisti
 concurrency; the assignment document records the outcome per delivery, and is the claim a
 booking holds while it runs.
 
-A booking claims the assignment first (its ETag decides between concurrent calls), with a
-claim token one above the last. Before it writes a window to a drone it names that drone in
-the claim (its intent), again through the claim's ETag; then it writes the window, then the
-outcome. A claim left by a booker that seems dead may be taken over; the taker clears the
-delivery from the drone the claim names and the drone it was booked on, and fences both:
-the fence holds the taker's token, and a booker with an older token may write to a fenced
-drone no more (its write reads the drone, so it sees the fence, or fails on the ETag the
-fence changed). So a booker that was only paused, and resumes after the takeover, can
-neither book a second drone (its intent write fails on the claim's ETag) nor the named one
-(fenced). A cancel takes the claim the same way, whatever state the booking is in: it is
-the last word on a delivery, and a late or repeated request for it answers "cancelled".
+A booking plans its drone first, on what this process knows of the fleet (no store call),
+and claims the assignment with that drone already named in the claim (its intent): for a
+delivery seen for the first time, the claim is created so (its ETag decides between
+concurrent calls), with a claim token one above the last. Then it writes the window to the
+drone, then the outcome: two writes to the assignment. Should the drone refuse the window
+(changed meanwhile) and the booking choose another, it names that one in the claim first,
+through the claim's ETag. A re-plan (a newer request for a delivery already assigned, or a
+stale claim taken over) claims the assignment first and clears what the earlier booking
+wrote, and only then plans, on the drones without the window it moves; it names its drone
+in a second write unless the claim names it already (the drone the delivery was booked on).
+
+A claim left by a booker that seems dead may be taken over; the taker clears the delivery
+from every drone the claim names (its intent, the drone it was booked on, and any an
+earlier booking named), and fences them: the fence holds the taker's token, and a booker
+with an older token may write to a fenced drone no more (its write reads the drone, so it
+sees the fence, or fails on the ETag the fence changed). So a booker that was only paused,
+and resumes after the takeover, can neither book a drone its claim did not name (naming it
+fails on the claim's ETag) nor one it named (fenced). A cancel takes the claim the same
+way, whatever state the booking is in: it is the last word on a delivery, and a late or
+repeated request for it answers "cancelled".
 
 A booking does not list the fleet: it plans on what this process knows of it (fleet.py),
 the drones around the pickup ring by ring, and writes its drone on the ETag it knows; a
@@ -174,22 +183,39 @@ def _named(body: dict[str, Any]) -> set[str]:
 
 @dataclass
 class _Claim:
-    """A booking's hold on the assignment document: every write goes through its ETag."""
+    """A booking's hold on the assignment document: every write goes through its ETag. A
+    delivery's first claim is made only once its drone is planned, naming it (`intend`)."""
 
     store: DocumentStore
-    doc: Document
+    id: str
+    body: dict[str, Any]
+    etag: str | None = None  # None: not made yet
+
+    @classmethod
+    def held(cls, store: DocumentStore, doc: Document) -> _Claim:
+        return cls(store, doc.id, doc.body, doc.etag)
 
     @property
     def token(self) -> int:
-        return int(self.doc.body["token"])
+        return int(self.body["token"])
 
     async def write(self, body: dict[str, Any]) -> None:
         """ConcurrencyConflict when the claim was taken over meanwhile."""
-        self.doc = await self.store.replace(self.doc.id, body, etag=self.doc.etag)
+        if self.etag is None:
+            raise ValueError(f"the claim on {self.id} is not made yet")
+        self._hold(await self.store.replace(self.id, body, etag=self.etag))
 
     async def intend(self, drone: str) -> None:
-        if self.doc.body.get("intent") != drone:
-            await self.write({**self.doc.body, "intent": drone})
+        """Name the drone before a window is written to it, unless the claim does already
+        (a taker clears and fences every drone it names). DocumentExists when the first
+        claim is made meanwhile by another call."""
+        if self.etag is None:
+            self._hold(await self.store.create(self.id, {**self.body, "intent": drone}))
+        elif drone not in _named(self.body):
+            await self.write({**self.body, "intent": drone})
+
+    def _hold(self, doc: Document) -> None:
+        self.body, self.etag = doc.body, doc.etag
 
 
 async def assign(
@@ -210,54 +236,58 @@ async def assign(
     asked = request.model_dump(mode="json")
     delivery_id = request.deliveryId
     for attempt in range(MAX_CONFLICTS):
-        # A claim is tried first, the assignment read only if there is one: a delivery
-        # seen for the first time (nearly all) costs one call here.
-        existing = None if attempt == 0 else await assignments.get(delivery_id)
+        # A first request tries its claim first, and reads the assignment only if there is
+        # one: for a delivery seen for the first time (nearly all) that is one call, the
+        # claim's create, which _reserve makes once the drone is planned so that the claim
+        # names it from its first write. A newer version reads first: its assignment is
+        # there nearly always, and a claim tried would cost a plan and a refused write.
+        first = attempt == 0 and version <= 1
+        existing = None if first else await assignments.get(delivery_id)
         if existing is None:
             new = {"deliveryId": delivery_id, "ownerId": request.ownerId}
+            claim = _Claim(
+                assignments, delivery_id, _claim_of(new, now, version=version, request=asked)
+            )
+        else:
+            body = existing.body
+            if body["status"] == CANCELLED:
+                raise AssignmentCancelled(delivery_id)
+            if body["status"] == BOOKING:
+                if now - datetime.fromisoformat(body["claimedAt"]) < CLAIM_STALE_AFTER:
+                    raise BookingInProgress(delivery_id)
+                if _version(body) > version:
+                    raise Superseded(delivery_id)  # its own message will come back for it
+            elif body["status"] == RELEASED:
+                if _version(body) >= version:
+                    raise Superseded(delivery_id)  # released at this version or a newer one
+            elif _not_newer(body, asked, version, request.requestedAt):
+                return body  # a repeat, or an older request arriving late
             try:
-                claim = _Claim(
+                claim = _Claim.held(
                     assignments,
-                    await assignments.create(
-                        delivery_id, _claim_of(new, now, version=version, request=asked)
+                    await assignments.replace(
+                        delivery_id,
+                        _claim_of(
+                            body, now, version=version, request=asked, ownerId=request.ownerId
+                        ),
+                        etag=existing.etag,
                     ),
                 )
-                break
-            except DocumentExists:
+            except ConcurrencyConflict:
                 continue
-        body = existing.body
-        if body["status"] == CANCELLED:
-            raise AssignmentCancelled(delivery_id)
-        if body["status"] == BOOKING:
-            if now - datetime.fromisoformat(body["claimedAt"]) < CLAIM_STALE_AFTER:
-                raise BookingInProgress(delivery_id)
-            if _version(body) > version:
-                raise Superseded(delivery_id)  # its own message will come back for it
-        elif body["status"] == RELEASED:
-            if _version(body) >= version:
-                raise Superseded(delivery_id)  # released at this version or a newer one
-        elif _not_newer(body, asked, version, request.requestedAt):
-            return body  # a repeat, or an older request arriving late
+            # Whatever an earlier booking left: fenced if it may still be running. Before
+            # planning, so that the plan sees the drones as the clear leaves them.
+            await _clear(drones, body, claim.token, now, fence=body["status"] == BOOKING)
         try:
-            claim = _Claim(
-                assignments,
-                await assignments.replace(
-                    delivery_id,
-                    _claim_of(body, now, version=version, request=asked, ownerId=request.ownerId),
-                    etag=existing.etag,
-                ),
-            )
-        except ConcurrencyConflict:
-            continue
-        # Whatever an earlier booking left: fenced if it may still be running.
-        await _clear(drones, body, claim.token, now, fence=body["status"] == BOOKING)
-        break
+            drone, window = await _reserve(drones=drones, trip=trip, now=now, claim=claim)
+            break
+        except DocumentExists:
+            continue  # the first claim, made meanwhile by another call: look at it
     else:
         raise ConcurrencyConflict(delivery_id)
 
-    drone, window = await _reserve(drones=drones, trip=trip, now=now, claim=claim)
     booked = {
-        **claim.doc.body,
+        **claim.body,
         "status": ASSIGNED,
         "droneId": drone,
         "month": window.departure.strftime("%Y-%m"),
@@ -333,6 +363,7 @@ async def _reserve(
             # newer ETag would undo that change.
             planned_on = fleet.etag(drone.id)
             try:
+                # The first time round for a new delivery, this makes the claim.
                 await claim.intend(drone.id)
             except ConcurrencyConflict:
                 raise BookingInProgress(trip.delivery_id) from None  # taken over

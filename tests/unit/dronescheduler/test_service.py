@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -156,6 +157,131 @@ async def test_many_deliveries_at_once_never_double_book_a_drone(
     assert len(booked) == 30
     for doc in booked:
         assert await windows_of(drones, doc.id) == [doc.body["droneId"]]
+
+
+# ------------------------------------------------ the order of a booking's writes
+
+
+class Recording:
+    """A store that logs each write it is asked to make, in one log shared by both stores:
+    which store, the document, and what the write names (drone writes: refused or not)."""
+
+    def __init__(self, store: DocumentStore, name: str, log: list[tuple[str, ...]]) -> None:
+        self._store = store
+        self._name = name
+        self.log = log
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    def _logged(self, op: str, id: str, body: dict[str, object]) -> None:
+        if self._name == "assignments":
+            self.log.append((self._name, op, str(body.get("status")), str(body.get("intent"))))
+        else:
+            self.log.append((self._name, op, id))
+
+    async def create(self, id: str, body: dict[str, object]) -> object:
+        self._logged("create", id, body)
+        return await self._store.create(id, body)
+
+    async def replace(self, id: str, body: dict[str, object], *, etag: str) -> object:
+        self._logged("replace", id, body)
+        try:
+            return await self._store.replace(id, body, etag=etag)
+        except ConcurrencyConflict:
+            self.log.append((self._name, "refused", id))
+            raise
+
+
+def recorded(
+    drones: DocumentStore, assignments: DocumentStore
+) -> tuple[DocumentStore, DocumentStore, list[tuple[str, ...]]]:
+    log: list[tuple[str, ...]] = []
+    return Recording(drones, "drones", log), Recording(assignments, "assignments", log), log  # type: ignore[return-value]
+
+
+async def test_a_first_booking_writes_its_assignment_twice_naming_the_drone_first(
+    stores: tuple[DocumentStore, DocumentStore],
+) -> None:
+    drones, assignments, log = recorded(*stores)
+    booked = await service.assign(drones=drones, assignments=assignments, request=request("o1"))
+    drone = booked["droneId"]
+    assert log == [
+        ("assignments", "create", service.BOOKING, drone),  # the claim names its drone
+        ("drones", "replace", drone),
+        ("assignments", "replace", service.ASSIGNED, "None"),
+    ]
+
+
+async def test_a_drone_that_refuses_the_window_is_not_booked_before_the_other_is_named(
+    stores: tuple[DocumentStore, DocumentStore],
+) -> None:
+    drones, assignments, log = recorded(*stores)
+    raw_drones, _ = stores
+
+    class TakenMeanwhile(Recording):
+        """The drone planned on is booked by another replica, for hours, just before this
+        booking's window reaches it."""
+
+        async def replace(self, id: str, body: dict[str, object], *, etag: str) -> object:
+            if not any(entry[0] == "drones" for entry in self.log):
+                doc = await raw_drones.get(id)
+                assert doc is not None
+                mine = Drone.from_json(body).window_for("o2")
+                assert mine is not None
+                theirs = dataclasses.replace(
+                    mine, delivery_id="other", delivery_eta=mine.departure + timedelta(hours=12)
+                )
+                busy = Drone.from_json(doc.body).with_window(theirs, NOW)
+                await raw_drones.replace(id, busy.to_json(), etag=doc.etag)
+            return await super().replace(id, body, etag=etag)
+
+    drones = TakenMeanwhile(raw_drones, "drones", log)  # type: ignore[assignment]
+    booked = await service.assign(drones=drones, assignments=assignments, request=request("o2"))
+    planned, other = log[0][3], booked["droneId"]
+    assert planned != other
+    assert log == [
+        ("assignments", "create", service.BOOKING, planned),
+        ("drones", "replace", planned),
+        ("drones", "refused", planned),
+        ("assignments", "replace", service.BOOKING, other),  # named before it is written
+        ("drones", "replace", other),
+        ("assignments", "replace", service.ASSIGNED, "None"),
+    ]
+    assert await windows_of(raw_drones, "o2") == [other]
+
+
+async def test_a_re_plan_onto_the_drone_it_was_booked_on_names_it_without_a_write(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path}/dronescheduler.db"
+    raw = (
+        await connect_document_store(url, service.DRONES),
+        await connect_document_store(url, service.ASSIGNMENTS),
+    )
+    try:
+        await service.ensure_fleet(drones=raw[0], size=1, base=Location(47.6, -122.3))
+        drones, assignments, log = recorded(*raw)
+        first = await service.assign(
+            drones=drones, assignments=assignments, request=request("o3", version=1)
+        )
+        del log[:]
+        far = {"latitude": 47.70, "longitude": -122.20}
+        moved = await service.assign(
+            drones=drones, assignments=assignments, request=request("o3", version=2, dropoff=far)
+        )
+        drone = first["droneId"]
+        assert moved["droneId"] == drone  # the only one
+        assert log == [
+            ("assignments", "replace", service.BOOKING, "None"),  # names it as booked on
+            ("drones", "replace", drone),  # the earlier window cleared
+            ("drones", "replace", drone),  # the new one
+            ("assignments", "replace", service.ASSIGNED, "None"),
+        ]
+        assert await windows_of(raw[0], "o3") == [drone]
+    finally:
+        for store in raw:
+            await store.close()
 
 
 # ------------------------------------------------ a booker that was only paused
@@ -474,7 +600,7 @@ async def test_a_cancel_that_clears_a_drone_while_a_booking_plans_on_it_is_not_u
         cancels: list[str] = []
 
         async def cancel_a_first(claim: service._Claim, drone: str) -> None:
-            if claim.doc.id == "b" and not cancels:
+            if claim.id == "b" and not cancels:
                 cancels.append("a")
                 await service.cancel(drones=drones, assignments=assignments, delivery_id="a")
             await intend(claim, drone)

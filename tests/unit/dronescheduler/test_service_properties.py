@@ -545,7 +545,7 @@ def write(call: int) -> Step:
 def test_a_takeover_that_dies_before_clearing_leaves_the_drone_written_known() -> None:
     replay(
         accept(),
-        deliver(3),  # its claim, its intent (drone X), its window on X; dies before its outcome
+        deliver(2),  # its claim naming drone X, its window on X; dies before its outcome
         crash(0),
         deliver(2, late=True, replica=1),  # takes the claim over, dies before it fences X
         crash(0),
@@ -556,7 +556,7 @@ def test_a_takeover_that_dies_before_clearing_leaves_the_drone_written_known() -
 def test_a_cancel_repeated_after_a_crash_still_fences_a_paused_booker() -> None:
     replay(
         accept(),
-        deliver(2),  # its claim and intent (drone X); paused before its window on X
+        deliver(1),  # its claim naming drone X; paused before its window on X
         accept(cancel=True),
         deliver(1, replica=1),  # marks the assignment cancelled; dies before it fences X
         crash(1),
@@ -568,7 +568,7 @@ def test_a_cancel_repeated_after_a_crash_still_fences_a_paused_booker() -> None:
 def test_a_taker_overtaken_itself_clears_nothing_when_it_resumes() -> None:
     replay(
         accept(),
-        deliver(2),  # its claim and intent (drone X); it dies
+        deliver(1),  # its claim naming drone X; it dies
         crash(0),
         deliver(2, late=True, replica=1),  # takes the claim over; paused before it fences X
         deliver(6, late=True),  # takes that claim over, fences X and books on X
