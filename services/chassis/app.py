@@ -125,6 +125,8 @@ def _add_routes(app: FastAPI, router: APIRouter, lifespans: list[Any]) -> None:
     be matched through each branch (twice in the one that has its route), at a cost per
     request of about a fifth of a plain FastAPI app's. A router's routes already carry its
     prefix, tags and dependencies; one that nests routers of its own is included as it is.
+    The routes are the router's own, so `app.dependency_overrides` does not reach them
+    (nothing here uses it: tests put their fakes on app.state, where the routes look).
     """
     routes: list[BaseRoute] = list(router.routes)
     if not all(isinstance(route, APIRoute) for route in routes):
