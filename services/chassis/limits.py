@@ -43,7 +43,8 @@ class RequestLimits:
         if scope["type"] != "http" or scope["path"].startswith(EXEMPT_PREFIXES):
             await self.app(scope, receive, send)
             return
-        if self._declared_length(scope) > self._max_body:
+        length = self._declared_length(scope)
+        if length is not None and length > self._max_body:
             await self._too_large(scope, receive, send)
             return
         if self._in_flight >= self._max_in_flight:
@@ -51,14 +52,14 @@ class RequestLimits:
             return
         self._in_flight += 1
         try:
-            await self._serve(scope, receive, send)
+            if length is not None:  # already checked, and the server holds it to it
+                await self.app(scope, receive, send)
+            else:
+                await self._serve_streamed(scope, receive, send)
         finally:
             self._in_flight -= 1
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self._has_length(scope):
-            await self.app(scope, receive, send)  # already checked, and the server holds it
-            return
+    async def _serve_streamed(self, scope: Scope, receive: Receive, send: Send) -> None:
         # A streamed (chunked) body: read it here, up to the limit, then hand it on. The app
         # never sees a body it would have to abandon half-read.
         messages: list[Message] = []
@@ -81,18 +82,15 @@ class RequestLimits:
         await self.app(scope, replay, send)
 
     @staticmethod
-    def _has_length(scope: Scope) -> bool:
-        return any(name == b"content-length" for name, _ in scope.get("headers", ()))
-
-    @staticmethod
-    def _declared_length(scope: Scope) -> int:
+    def _declared_length(scope: Scope) -> int | None:
+        """Content-Length, or None without one (a streamed body); one pass over the headers."""
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:
                     return int(value)
                 except ValueError:
                     return 0  # the server refuses a malformed length itself
-        return 0
+        return None
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = problem(

@@ -35,6 +35,10 @@ HTTP_DURATION = Histogram(
     ["route", "method"],
 )
 HTTP_IN_FLIGHT = Gauge("http_requests_in_flight", "HTTP requests being served now")
+# Counted in a plain int, read when scraped: the gauge's own inc() and dec() take its lock
+# twice a request. One event loop serves every request of a process, so the int suffices.
+_in_flight = 0
+HTTP_IN_FLIGHT.set_function(lambda: _in_flight)
 # "downstream", not "service": the Prometheus Operator puts a `service` target label on
 # every series it scrapes, which would rename ours to `exported_service`.
 DOWNSTREAM_RETRIES = Counter(
@@ -98,12 +102,13 @@ class HttpMetrics:
         self._route_of = route_of
         # prometheus_client's labels() takes a lock and validates on every call; the label
         # sets are few (routes x methods x statuses), so their series are kept here.
-        self._series: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or _unmeasured(scope["path"]):
             await self.app(scope, receive, send)
             return
+        global _in_flight
         status = 500  # what the server answers if the app raises before responding
 
         async def send_and_note_status(message: Message) -> None:
@@ -113,18 +118,18 @@ class HttpMetrics:
             await send(message)
 
         started = time.perf_counter()
-        HTTP_IN_FLIGHT.inc()
+        _in_flight += 1
         try:
             await self.app(scope, receive, send_and_note_status)
         finally:
-            HTTP_IN_FLIGHT.dec()
+            _in_flight -= 1
             elapsed = time.perf_counter() - started
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
-            key = (self._route_of(scope), method, str(status))
+            key = (self._route_of(scope), method, status)
             series = self._series.get(key)
             if series is None:
                 series = self._series[key] = (
-                    HTTP_REQUESTS.labels(*key),
+                    HTTP_REQUESTS.labels(key[0], method, str(status)),
                     HTTP_DURATION.labels(key[0], method),
                 )
             series[0].inc()

@@ -119,14 +119,17 @@ def _upstream_headers(request: Request) -> tuple[dict[str, str], str]:
             host = value
         if name not in HOP_BY_HOP:
             headers[name] = value
-    request_id = headers.setdefault("x-request-id", uuid.uuid4().hex.encode())
+    request_id = headers.get("x-request-id")
+    if request_id is None:  # a new one only where the client sent none
+        request_id = headers["x-request-id"] = uuid.uuid4().hex.encode()
     client_host = request.client.host if request.client else ""
     forwarded_for = headers.get("x-forwarded-for", b"").decode("latin-1")
     headers["x-forwarded-for"] = ", ".join(filter(None, [forwarded_for, client_host])).encode(
         "latin-1"
     )
     headers["x-forwarded-host"] = host
-    headers["x-forwarded-proto"] = request.url.scheme.encode()
+    # From the scope: request.url would build (and parse) the whole URL for its scheme.
+    headers["x-forwarded-proto"] = request.scope.get("scheme", "http").encode()
     return {k: _header_text(v) for k, v in headers.items()}, request_id.decode("latin-1")
 
 
@@ -211,7 +214,8 @@ class Proxy:
         return Response(
             content,
             status_code=upstream.status,
-            headers=_client_headers(upstream, request.url.path, request_id),
+            # The scope's path, not request.url's: the same prefix, without building a URL.
+            headers=_client_headers(upstream, request.scope["path"], request_id),
         )
 
     async def openapi(self, request: Request) -> Response:

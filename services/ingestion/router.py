@@ -41,6 +41,10 @@ IdempotencyKey = Annotated[
 ]
 
 
+# What the answer to a new request repeats of it (its deliveryId is the one issued here).
+ACCEPTED_FIELDS = tuple(name for name in DeliveryRequest.model_fields if name != "deliveryId")
+
+
 def _queue_unavailable(exc: Exception) -> HTTPException:
     # Not acknowledged: the client retries (every operation is idempotent); say when.
     log.warning("could not accept the request: %s", exc)
@@ -86,7 +90,12 @@ async def create_delivery_request(
         raise _queue_unavailable(e) from e
     response.headers["Location"] = f"/api/deliveries/{delivery_id}"
     log.info("delivery request accepted", extra={"deliveryId": delivery_id})
-    return AcceptedDeliveryRequest(deliveryId=delivery_id, **request.model_dump())
+    # The request was validated on the way in: its fields go into the answer as they are,
+    # not dumped and validated a second time.
+    return AcceptedDeliveryRequest.model_construct(
+        deliveryId=delivery_id,
+        **{name: getattr(request, name) for name in ACCEPTED_FIELDS},
+    )
 
 
 @router.patch(
