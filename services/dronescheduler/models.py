@@ -779,7 +779,7 @@ def _at_least_miles(latitude: float, longitude: float, place: Location, cos_wide
     """No more than the great-circle distance from (latitude, longitude) to `place`, with
     `cos_widest` the cosine at a latitude no nearer the equator than either: the flat
     distance with the east-west degrees as short as at that latitude (as in _Run.miles_from,
-    sin(x) / x >= 0.9997 for x up to 5 degrees, and asin(x) >= x). Further apart: 0."""
+    sin(x) / x > 0.9996 for x up to 2.5 degrees, and asin(x) >= x). Further apart: 0."""
     north_south = abs(latitude - place.latitude)
     east_west = abs(longitude - place.longitude)
     if east_west > 180:
