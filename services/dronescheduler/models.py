@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 CRUISE_MPH = 40.0
 EXPEDITED_MPH = 55.0  # expedited trips fly in the faster, battery-hungry mode
@@ -71,6 +71,15 @@ class TripRequest:
     @cached_property
     def carry_miles(self) -> float:
         return miles_between(self.pickup, self.dropoff)
+
+    @cached_property
+    def mph(self) -> float:
+        return EXPEDITED_MPH if self.expedited else CRUISE_MPH
+
+    @cached_property
+    def shortest(self) -> timedelta:
+        """No slot takes less: loading and the carry, with no flight to the pickup."""
+        return LOADING + timedelta(hours=self.carry_miles / self.mph)
 
 
 @dataclass(frozen=True)
@@ -207,7 +216,7 @@ class _Timeline:
             *_runs(gaps, slack, latitudes, longitudes),
         )
 
-    @property
+    @cached_property
     def widest_gap(self) -> timedelta:
         return max((r.widest for r in self.runs), default=timedelta(0))
 
@@ -237,32 +246,31 @@ class _Timeline:
             miles_between(self.centre, w.dropoff),
             miles_between(self.centre, w.departure_location),
         )
-        departures = [*self.departures[:at], w.departure, *self.departures[at:]]
-        etas = [*self.etas[:at], w.delivery_eta, *self.etas[at:]]
+        # Copied whole and changed in place: a copy is one block of memory, where slicing
+        # and joining again walks every item (and most bookings go near the front).
+        departures, etas = self.departures.copy(), self.etas.copy()
+        departures.insert(at, w.departure)
+        etas.insert(at, w.delivery_eta)
+        dep, drop = w.departure_location, w.dropoff
+        latitudes, longitudes = self.latitudes.copy(), self.longitudes.copy()
+        latitudes[2 * at : 2 * at] = dep.latitude, drop.latitude
+        longitudes[2 * at : 2 * at] = dep.longitude, drop.longitude
         # The one gap the window went into becomes the two either side of it.
         around = range(max(at - 1, 0), min(at + 1, len(departures) - 1))
-        gaps = [
-            *self.gaps[: max(at - 1, 0)],
-            *(departures[j + 1] - etas[j] for j in around),
-            *self.gaps[at:],
-        ]
-        dep, drop = w.departure_location, w.dropoff
-        lats = self.latitudes
-        latitudes = [*lats[: 2 * at], dep.latitude, drop.latitude, *lats[2 * at :]]
-        lons = self.longitudes
-        longitudes = [*lons[: 2 * at], dep.longitude, drop.longitude, *lons[2 * at :]]
+        changed = slice(max(at - 1, 0), at)
+        gaps = self.gaps.copy()
+        gaps[changed] = [departures[j + 1] - etas[j] for j in around]
         # The gaps either side of the window: from the centre to their ends and back.
         centre = self.centre
-        slack = [
-            *self.slack[: max(at - 1, 0)],
-            *(
-                gaps[j]
-                + _flight(centre, Location(latitudes[2 * j + 1], longitudes[2 * j + 1]))
-                + _flight(centre, Location(latitudes[2 * j + 2], longitudes[2 * j + 2]))
-                for j in around
-            ),
-            *self.slack[at:],
+        slack = self.slack.copy()
+        slack[changed] = [
+            gaps[j]
+            + _flight(centre, Location(latitudes[2 * j + 1], longitudes[2 * j + 1]))
+            + _flight(centre, Location(latitudes[2 * j + 2], longitudes[2 * j + 2]))
+            for j in around
         ]
+        rows = self.rows.copy()
+        rows.insert(at, w.to_row())
         if not self.runs:
             runs, starts = _runs(gaps, slack, latitudes, longitudes)
         else:
@@ -278,7 +286,7 @@ class _Timeline:
         return _Timeline(
             departures,
             etas,
-            [*self.rows[:at], w.to_row(), *self.rows[at:]],
+            rows,
             centre,
             radius,
             gaps,
@@ -411,6 +419,20 @@ def _page_of(pages: tuple[Page, ...], k: int) -> int | None:
     return None
 
 
+class Start(NamedTuple):
+    """Where planning a trip on a drone starts (Drone.start): the first slot that could
+    hold it, no drop-off sooner than `soonest`, and the bounds worked out on the way."""
+
+    slot: int
+    soonest: datetime
+    to_pickup: timedelta  # no flight to the pickup is shorter, nor on from the drop-off
+    fly_on: timedelta
+    least: timedelta  # no gap shorter holds the trip
+    first: datetime  # no pickup sooner
+    pickup_miles: float  # from the centre of the drone's circle
+    dropoff_miles: float
+
+
 # A fence outlives any booker that could still write behind it: a booking call that has
 # been paused for a day is long abandoned by its caller.
 FENCE_KEPT_FOR = timedelta(days=1)
@@ -465,36 +487,65 @@ class Drone:
     ) -> Window | None:
         """As `plan`, but None when this drone cannot drop off by `deadline`: no need to
         work out a drone's slots once it is clear they all come too late."""
-        mph = EXPEDITED_MPH if trip.expedited else CRUISE_MPH
-        carrying = trip.carry_miles
-        line = self._timeline
+        return self._plan_from(self.start(trip, now), trip, now, deadline)
+
+    def start(self, trip: TripRequest, now: datetime) -> Start:
+        """Where planning the trip on this drone starts, and no slot drops off sooner: known
+        with no flight worked out, so a booking plans its likeliest drones first and passes
+        over those that cannot come within EQUALLY_GOOD of the best with a few sums."""
+        mph, line = trip.mph, self._timeline
+        shortest = trip.shortest
+        pickup_miles = miles_between(line.centre, trip.pickup)
+        dropoff_miles = miles_between(line.centre, trip.dropoff)
         # No trip is shorter than loading plus the carry, none picks up before the slot
         # starts or before its pickup time, and none flies less to the pickup (or on from
         # the drop-off) than the trip's distance from the circle holding every place this
         # drone flies from or to. Known before working out any flight, these pass over the
         # gaps that cannot hold the trip and stop at the slots that cannot beat the best.
-        shortest = LOADING + timedelta(hours=carrying / mph)
-        to_pickup = timedelta(
-            hours=max(0.0, miles_between(line.centre, trip.pickup) - line.radius) / mph
-        )
-        fly_on = timedelta(
-            hours=max(0.0, miles_between(line.centre, trip.dropoff) - line.radius) / CRUISE_MPH
-        )
+        to_pickup = timedelta(hours=max(0.0, pickup_miles - line.radius) / mph)
+        fly_on = timedelta(hours=max(0.0, dropoff_miles - line.radius) / CRUISE_MPH)
         first = now if trip.earliest_pickup is None else max(now, trip.earliest_pickup)
-        schedule = self.schedule
-        best: Window | None = None
         # No gap shorter than this can hold the trip (it would be passed over below), nor
         # one that is too short to fly to the pickup from, and on from the drop-off to, the
         # nearest of the places its run's gaps start or end at.
         least = to_pickup + shortest + fly_on
+        # Gaps ending before the trip could even be over are passed over by bisecting (when
+        # a slot drops off never comes sooner for a later one), and all of them when none is
+        # wide enough for the trip: then only the slot after the last window is left.
+        slot = bisect.bisect_left(line.departures, first + shortest)
+        etas = line.etas
+        if 0 < slot < len(etas) and line.widest_gap < least:
+            slot = len(etas)
+        free_at = max(now, etas[slot - 1]) if slot else now
+        soonest = max(free_at + to_pickup, first) + shortest
+        return Start(slot, soonest, to_pickup, fly_on, least, first, pickup_miles, dropoff_miles)
+
+    def _plan_from(
+        self, start: Start, trip: TripRequest, now: datetime, deadline: datetime | None
+    ) -> Window | None:
+        if deadline is not None and start.soonest > deadline:
+            return None
+        mph, line = trip.mph, self._timeline
+        carrying, shortest = trip.carry_miles, trip.shortest
+        to_pickup, fly_on, least, first = start.to_pickup, start.fly_on, start.least, start.first
+        schedule = self.schedule
+        best: Window | None = None
         # Less a millisecond: times are rounded to microseconds, and a bound must never
         # pass over a gap the trip fits into exactly.
         via_centre = (
             shortest
-            + timedelta(hours=miles_between(line.centre, trip.pickup) / mph)
-            + _flight(trip.dropoff, line.centre)
+            + timedelta(hours=start.pickup_miles / mph + start.dropoff_miles / CRUISE_MPH)
             - _ROUNDING
         )
+
+        # For the flat bounds on a gap's flights: seconds per mile, and the cosine at the
+        # widest latitude of the pickup (or the drop-off) and of any place in the circle.
+        pickup, dropoff, lats, lons = trip.pickup, trip.dropoff, line.latitudes, line.longitudes
+        to_hours, on_hours = 3600 / mph, 3600 / CRUISE_MPH
+        circle = abs(line.centre.latitude) + line.radius / _MILES_PER_DEGREE
+        to_cos = math.cos(math.radians(min(90.0, max(abs(pickup.latitude), circle))))
+        on_cos = math.cos(math.radians(min(90.0, max(abs(dropoff.latitude), circle))))
+        carry_seconds = shortest.total_seconds()
 
         needs: dict[int, timedelta] = {}
 
@@ -505,14 +556,21 @@ class Drone:
                 needs[run] = max(least, shortest + timedelta(hours=to) - _ROUNDING)
             return needs[run]
 
-        # Gaps ending before the trip could even be over are passed over by bisecting, and
-        # those too short for it through the timeline's widest gaps: the slots skipped are
-        # those the loop would skip one by one (when a slot drops off never comes sooner
-        # for a later one, so no test to stop the loop can be passed over either).
-        k = bisect.bisect_left(line.departures, first + shortest) - 1
-        while k < len(schedule):
+        # Gaps too short for the trip are passed over through the timeline's widest gaps:
+        # the slots skipped are those the loop would skip one by one (when a slot drops off
+        # never comes sooner for a later one, so no test to stop the loop is passed over).
+        k, n = start.slot - 1, len(schedule)
+        while k < n:
             k += 1
-            if 0 < k < len(schedule):
+            if 0 < k < n:
+                if k > start.slot:
+                    # The soonest any slot from here could drop off, known before looking
+                    # for one that fits (the drone is free no sooner there).
+                    soonest = max(max(now, line.etas[k - 1]) + to_pickup, first) + shortest
+                    if (best is not None and soonest >= best.delivery_eta) or (
+                        deadline is not None and soonest > deadline
+                    ):
+                        break
                 k = line.fitting(k, need, via_centre)
             if k:
                 free_after, here = schedule[k - 1].delivery_eta, schedule[k - 1].dropoff
@@ -524,10 +582,27 @@ class Drone:
                 break  # every later slot drops off after the best one
             if deadline is not None and soonest > deadline:
                 break
-            following = schedule[k] if k < len(schedule) else None
+            following = schedule[k] if k < n else None
             if following is not None:
                 if following.departure < soonest + fly_on:
                     continue
+                if k:
+                    # The flights to the pickup from where the gap starts, and on from the
+                    # drop-off to where it ends, no shorter than the flat distances allow:
+                    # most gaps that pass the bounds above are still too short, and this
+                    # tells without the two great circles (and a millisecond to spare).
+                    ends, room = 2 * k - 1, (following.departure - free_at).total_seconds()
+                    if (
+                        max(
+                            _at_least_miles(lats[ends], lons[ends], pickup, to_cos) * to_hours,
+                            (first - free_at).total_seconds(),
+                        )
+                        + _at_least_miles(lats[ends + 1], lons[ends + 1], dropoff, on_cos)
+                        * on_hours
+                        + carry_seconds
+                        > room + 0.001
+                    ):
+                        continue
                 # When this gap would drop off (what _trip works out, exactly), and whether
                 # the drone can fly on in time: known before the window is made.
                 reach = timedelta(hours=miles_between(here, trip.pickup) / mph)
@@ -693,6 +768,27 @@ def _from_micros(n: int) -> datetime:
     return _EPOCH + timedelta(microseconds=n)
 
 
+# Along a meridian, the least a degree of latitude can be apart (any path that far north or
+# south is at least this long), and a bound on the great circle for places this close.
+_MILES_PER_DEGREE = EARTH_RADIUS_MILES * math.pi / 180
+_FLAT_WITHIN = 5.0  # degrees
+_FLAT_SHORT_BY = 0.9996  # the haversine over the flat distance, at least, within 5 degrees
+
+
+def _at_least_miles(latitude: float, longitude: float, place: Location, cos_widest: float) -> float:
+    """No more than the great-circle distance from (latitude, longitude) to `place`, with
+    `cos_widest` the cosine at a latitude no nearer the equator than either: the flat
+    distance with the east-west degrees as short as at that latitude (as in _Run.miles_from,
+    sin(x) / x > 0.9996 for x up to 2.5 degrees, and asin(x) >= x). Further apart: 0."""
+    north_south = abs(latitude - place.latitude)
+    east_west = abs(longitude - place.longitude)
+    if east_west > 180:
+        east_west = 360 - east_west
+    if north_south > _FLAT_WITHIN or east_west > _FLAT_WITHIN:
+        return 0.0
+    return _FLAT_SHORT_BY * _MILES_PER_DEGREE * math.hypot(north_south, cos_widest * east_west)
+
+
 def _flight(a: Location, b: Location) -> timedelta:
     """An empty drone repositioning between trips flies at cruise speed."""
     return timedelta(hours=miles_between(a, b) / CRUISE_MPH)
@@ -723,8 +819,10 @@ def best_nearby(
     With `enough`, the rings also stop once that many drones have been looked at and one
     can carry the trip: the soonest of the nearest, not of a whole crowded city (where
     every drone within a trip's reach might, just, fit it into a gap)."""
-    # Drones free soonest first: the best drop-off found early rules the others out sooner
-    # (a drone that cannot come within EQUALLY_GOOD of it is not planned to the end).
+    # Drones that could drop off soonest first: the best drop-off found early rules the
+    # others out sooner (a drone that cannot come within EQUALLY_GOOD of it is passed over
+    # on its bound alone, or not planned to the end). The order changes what is worked out,
+    # never what is chosen: every drone within EQUALLY_GOOD of the best is planned in full.
     options: list[tuple[Drone, Window]] = []
     best_eta: datetime | None = None
     looked = 0
@@ -738,10 +836,13 @@ def best_nearby(
                 found = sum(w.delivery_eta - best_eta <= EQUALLY_GOOD for _, w in options)
                 if found >= choices:
                     break
-        for drone in sorted(ring, key=lambda d: d.free_from(now)[0]):
-            looked += 1
+        starts = [(drone.start(trip, now), drone) for drone in ring]
+        looked += len(starts)
+        for start, drone in sorted(starts, key=_soonest):
             deadline = None if best_eta is None else best_eta + EQUALLY_GOOD
-            window = drone.plan_within(trip, now, deadline)
+            if deadline is not None and start.soonest > deadline:
+                break  # and so are all the drones after it
+            window = drone._plan_from(start, trip, now, deadline)
             if window is None:
                 continue
             options.append((drone, window))
@@ -754,6 +855,10 @@ def best_nearby(
         key=lambda o: (o[1].delivery_eta, o[0].id),
     )
     return rng.choice(good)
+
+
+def _soonest(start: tuple[Start, Drone]) -> datetime:
+    return start[0].soonest
 
 
 def fleet_homes(size: int, base: Location, spacing_miles: float = 1.0) -> list[Location]:

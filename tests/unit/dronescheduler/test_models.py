@@ -10,6 +10,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dronescheduler.models import (
     CRUISE_MPH,
@@ -23,6 +25,7 @@ from dronescheduler.models import (
     Location,
     TripRequest,
     Window,
+    _at_least_miles,
     _runs,
     best_drone,
     drone_id,
@@ -636,3 +639,96 @@ def test_choosing_a_drone_with_cut_offs_gives_what_planning_every_drone_gives() 
         for seed in range(3):
             drone, window = best_drone(fleet, t, NOW, random.Random(seed))
             assert (drone.id, window.delivery_eta) == random.Random(seed).choice(good), case
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.floats(-89.9, 89.9),
+    st.floats(-180, 180),
+    st.floats(-6, 6),
+    st.floats(-6, 6),
+)
+def test_the_flat_bound_on_a_flight_is_never_longer_than_the_great_circle(
+    latitude: float, longitude: float, north: float, east: float
+) -> None:
+    # Planning passes over a gap on the flat distances before working out the great
+    # circles (_at_least_miles): near the poles, across the antimeridian, at any distance.
+    place = Location(latitude, longitude)
+    there = Location(max(-90.0, min(90.0, latitude + north)), (longitude + east + 180) % 360 - 180)
+    widest = min(90.0, max(abs(place.latitude), abs(there.latitude)))
+    bound = _at_least_miles(there.latitude, there.longitude, place, math.cos(math.radians(widest)))
+    assert bound <= miles_between(place, there) * (1 + 1e-12) + 1e-9
+
+
+@pytest.mark.parametrize("flights", ["none", "some"])
+def test_a_trip_that_fits_a_gap_to_the_microsecond_goes_into_it(flights: str) -> None:
+    # The bounds before the great circles leave a millisecond to spare: a gap the trip
+    # fills exactly is still taken, and one a microsecond shorter is not. With no flights
+    # (the gap starts at the pickup and ends at the drop-off) the flat bounds are exact.
+    pickup, dropoff = north_of(HOME, 3), north_of(HOME, 5)
+    start, end = (pickup, dropoff) if flights == "none" else (north_of(HOME, 1), HOME)
+    t = trip(pickup, dropoff, earliest_pickup=NOW)
+    shortest = LOADING + timedelta(hours=miles_between(pickup, dropoff) / CRUISE_MPH)
+    before = Window("a", NOW, NOW, HOME, NOW, NOW + timedelta(minutes=10), start, 1.0)
+    drop = (
+        before.delivery_eta + timedelta(hours=miles_between(start, pickup) / CRUISE_MPH) + shortest
+    )
+    back = timedelta(hours=miles_between(dropoff, end) / CRUISE_MPH)
+    for short_by, fits in ((timedelta(0), True), (timedelta(microseconds=1), False)):
+        departs = drop + back - short_by
+        after = Window("b", NOW, departs, end, departs, departs + timedelta(minutes=5), HOME, 1)
+        drone = Drone("d", HOME, HOME, (before,)).with_window(after, NOW)
+        chosen = drone.plan(t, NOW)
+        assert (chosen.delivery_eta == drop) is fits
+        assert chosen.delivery_eta == _plan_every_gap(drone, t, NOW).delivery_eta
+        assert drone.start(t, NOW).soonest <= chosen.delivery_eta
+
+
+def test_choosing_among_drones_with_long_schedules_gives_what_trying_every_gap_gives() -> None:
+    # A booking ranks its drones by where planning on each would start (Drone.start) and
+    # passes over those that cannot come within EQUALLY_GOOD of the best on that bound
+    # alone: the drones chosen among must be exactly those that trying every gap of every
+    # drone finds, with schedules long enough for the bisecting and the runs to bite.
+    rng = random.Random(23)
+    for case in range(20):
+        fleet = []
+        for d in range(rng.randint(2, 6)):
+            home = _around(HOME, rng, 3)
+            drone = Drone(f"d{d}", home, home)
+            for i in range(rng.randint(20, 150)):
+                request = TripRequest(
+                    delivery_id=f"d{d}b{i}",
+                    pickup=_around(home, rng, 0.5),
+                    dropoff=_around(home, rng, 0.5),
+                    expedited=rng.random() < 0.3,
+                    earliest_pickup=NOW + timedelta(minutes=rng.uniform(0, 30 * i)),
+                    requested_at=NOW,
+                )
+                drone = drone.with_window(drone.plan(request, NOW), NOW)
+            fleet.append(drone)
+        for k in range(10):
+            t = TripRequest(
+                delivery_id=f"new{k}",
+                pickup=_around(HOME, rng, rng.uniform(0.5, 5)),
+                dropoff=_around(HOME, rng, rng.uniform(0.5, 5)),
+                expedited=rng.random() < 0.3,
+                earliest_pickup=rng.choice([None, NOW + timedelta(minutes=rng.uniform(0, 900))]),
+                requested_at=NOW,
+            )
+            now = NOW + timedelta(minutes=rng.choice([0, rng.uniform(0, 600)]))
+            plans = sorted(
+                ((d, _plan_every_gap(d, t, now)) for d in fleet),
+                key=lambda o: (o[1].delivery_eta, o[0].id),
+            )
+            for d, w in plans:
+                assert d.start(t, now).soonest <= w.delivery_eta, (case, k, d.id)
+            best = plans[0][1].delivery_eta
+            good = [
+                (d.id, w.delivery_eta) for d, w in plans if w.delivery_eta - best <= EQUALLY_GOOD
+            ]
+            for seed in range(2):
+                drone, window = best_drone(fleet, t, now, random.Random(seed))
+                assert (drone.id, window.delivery_eta) == random.Random(seed).choice(good), (
+                    case,
+                    k,
+                )
