@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from chassis.documents import (
@@ -74,32 +74,15 @@ class PagedDrones:
         return await self.heads.versions()
 
     async def create(self, id: str, body: JSON) -> Document:
-        head, new = self._split(id, body)
-        await self._write_pages(new)
-        try:
-            written = await self.heads.create(id, head)
-        except DocumentExists:
-            await self._drop_unless_named(id, new)
-            raise
-        return self._written(id, body, head, written, frozenset())
+        return await self._store(id, body, lambda head: self.heads.create(id, head), None)
 
     async def replace(self, id: str, body: JSON, *, etag: str) -> Document:
-        head, new = self._split(id, body)
-        await self._write_pages(new)
-        try:
-            written = await self.heads.replace(id, head, etag=etag)
-        except (ConcurrencyConflict, DocumentNotFound):
-            await self._drop_unless_named(id, new)
-            raise
-        known = self._named.get(id)
-        before = known[1] if known is not None and known[0] == etag else frozenset()
-        return self._written(id, body, head, written, before - set(_named_in(head)))
+        return await self._store(
+            id, body, lambda head: self.heads.replace(id, head, etag=etag), etag
+        )
 
     async def upsert(self, id: str, body: JSON) -> Document:
-        head, new = self._split(id, body)
-        await self._write_pages(new)
-        written = await self.heads.upsert(id, head)
-        return self._written(id, body, head, written, frozenset())
+        return await self._store(id, body, lambda head: self.heads.upsert(id, head), None)
 
     async def delete(self, id: str, *, etag: str | None = None) -> bool:
         head = await self.heads.get(id)
@@ -167,14 +150,28 @@ class PagedDrones:
             if isinstance(created, DocumentExists):  # ids are random: never in practice
                 raise created
 
-    def _written(
-        self, id: str, body: JSON, head: JSON, written: Document, gone: frozenset[str]
+    async def _store(
+        self,
+        id: str,
+        body: JSON,
+        write: Callable[[JSON], Awaitable[Document]],
+        etag: str | None,
     ) -> Document:
-        """The drone as written (its new pages named), after deleting the pages it dropped."""
+        """The drone `body` written: its new pages, then its head (by `write`), then the
+        pages its head at `etag` named and the new one does not are deleted. Returns the
+        drone as written, its new pages named."""
+        head, new = self._split(id, body)
+        await self._write_pages(new)
+        try:
+            written = await write(head)
+        except (ConcurrencyConflict, DocumentNotFound, DocumentExists):
+            await self._drop_unless_named(id, new)
+            raise
         named = frozenset(_named_in(head))
+        known = self._named.get(id)
         self._named[id] = (written.etag, named)
-        if gone:
-            self._forget_later(gone)
+        if etag is not None and known is not None and known[0] == etag and known[1] - named:
+            self._forget_later(known[1] - named)
         whole = {k: v for k, v in body.items() if k != "pages"}
         if "pages" in head:
             whole["pages"] = head["pages"]
