@@ -569,6 +569,21 @@ def _around(place: Location, rng: random.Random, miles: float) -> Location:
     )
 
 
+def _new_trip(
+    rng: random.Random, k: int, *, miles: tuple[float, float], minutes: float
+) -> TripRequest:
+    """A trip to plan on drones around HOME: its places `miles` from it, picked up as soon as
+    possible or within `minutes`."""
+    return TripRequest(
+        delivery_id=f"new{k}",
+        pickup=_around(HOME, rng, rng.uniform(*miles)),
+        dropoff=_around(HOME, rng, rng.uniform(*miles)),
+        expedited=rng.random() < 0.3,
+        earliest_pickup=rng.choice([None, NOW + timedelta(minutes=rng.uniform(0, minutes))]),
+        requested_at=NOW,
+    )
+
+
 def _assert_runs_hold_their_gaps(drone: Drone) -> None:
     """Each run, as kept window by window, says what a run over its gaps worked out whole
     would say, and the runs cover every gap once."""
@@ -606,14 +621,7 @@ def test_leaping_over_runs_of_short_gaps_finds_the_same_slot_as_trying_every_gap
                 drone = drone.pruned(NOW + timedelta(minutes=rng.uniform(0, 30 * i)))
         _assert_runs_hold_their_gaps(drone)
         for k in range(25):
-            t = TripRequest(
-                delivery_id=f"new{k}",
-                pickup=_around(HOME, rng, rng.uniform(1, 8)),
-                dropoff=_around(HOME, rng, rng.uniform(1, 8)),
-                expedited=rng.random() < 0.3,
-                earliest_pickup=rng.choice([None, NOW + timedelta(minutes=rng.uniform(0, 600))]),
-                requested_at=NOW,
-            )
+            t = _new_trip(rng, k, miles=(1, 8), minutes=600)
             later = NOW + timedelta(minutes=rng.choice([0, rng.uniform(0, 900)]))
             chosen = drone.plan(t, later)
             assert chosen.delivery_eta == _plan_every_gap(drone, t, later).delivery_eta, (case, k)
@@ -707,14 +715,7 @@ def test_choosing_among_drones_with_long_schedules_gives_what_trying_every_gap_g
                 drone = drone.with_window(drone.plan(request, NOW), NOW)
             fleet.append(drone)
         for k in range(10):
-            t = TripRequest(
-                delivery_id=f"new{k}",
-                pickup=_around(HOME, rng, rng.uniform(0.5, 5)),
-                dropoff=_around(HOME, rng, rng.uniform(0.5, 5)),
-                expedited=rng.random() < 0.3,
-                earliest_pickup=rng.choice([None, NOW + timedelta(minutes=rng.uniform(0, 900))]),
-                requested_at=NOW,
-            )
+            t = _new_trip(rng, k, miles=(0.5, 5), minutes=900)
             now = NOW + timedelta(minutes=rng.choice([0, rng.uniform(0, 600)]))
             plans = sorted(
                 ((d, _plan_every_gap(d, t, now)) for d in fleet),
