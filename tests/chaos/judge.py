@@ -66,6 +66,7 @@ class Observed:
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     queue_left: int | None = None
     drain_seconds: float = 0.0
+    pages: int = 0  # drone_pages documents at the end: the schedules were paged
 
 
 async def gather_limited(coroutines: Iterable[Awaitable[None]], limit: int = 16) -> None:
@@ -506,6 +507,7 @@ def _system_checks(
         not bookings.overlaps,
     )
     row("overlapping window pairs", len(bookings.overlaps), "0", not bookings.overlaps)
+    row("schedule pages at the end", seen.pages, "> 0 (pages of 4 windows)", seen.pages > 0)
     row(
         "dead letters by reason",
         ", ".join(

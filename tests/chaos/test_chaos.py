@@ -54,6 +54,8 @@ from pathlib import Path
 
 import pytest
 
+from chassis.documents import connect_document_store
+from dronescheduler.pages import PAGES
 from launcher.stack import SERVICES, Footing, Stack
 from tests import servers
 from tests.chaos.faults import Durations, Event, Step, inject, tracks
@@ -270,6 +272,12 @@ def test_chaos(tmp_path: Path, request: pytest.FixtureRequest) -> None:
             async with Reader(stack.url("delivery"), stack.url("dronescheduler"), admin) as reader:
                 await _await_final_state(load, reader, broker, seen)
                 await _observe(load, reader, broker, seen, poison)
+            # The drone documents' pages, read as the scheduler's store reads them.
+            pages = await connect_document_store(f"{pg.url}/dronescheduler", PAGES)
+            try:
+                seen.pages = len(await pages.versions())
+            finally:
+                await pages.close()
 
         asyncio.run(afterwards())
 
