@@ -19,6 +19,9 @@ What maps to Service Bus, and how:
   past `x-delivery-limit`, so a limit of N - 1 allows N deliveries.
 - Dead letters: the queue dead-letters into a fanout exchange bound to NAME.deadletter,
   at-least-once (3.10 supports it; it needs `x-overflow: reject-publish`).
+- Completes that come in one turn of the loop are acked in one `basic.ack(multiple=true)`,
+  which settles every earlier delivery tag on the channel: so it reaches only up to the first
+  delivery still in hand, and the completes past that one are acked one by one.
 - No duplicate detection and no per-message delay: consumers must stay idempotent, and
   `abandon(delay_seconds=...)` holds the message for the delay before releasing it.
 """
