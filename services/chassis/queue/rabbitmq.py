@@ -299,7 +299,8 @@ class RabbitQueue:
             channel = cast(aiormq.Channel, await self._publisher.get_underlay_channel())
             # Confirms + mandatory: returns once stored, raises on a nack or when unroutable
             # (the channel raises on returns). wait=False: the confirm, not the socket
-            # drain, is what says stored, and not draining lets a batch share one write.
+            # drain, says stored; and aiormq holds its publish lock through a drain, so
+            # waiting for one would put each publish of a batch behind the last one's.
             confirmation = await channel.basic_publish(
                 body,
                 exchange=exchange,
