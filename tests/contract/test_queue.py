@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 import time
@@ -103,6 +104,30 @@ async def test_a_consumer_that_dies_without_settling_loses_the_message_to_anothe
     assert again.message_id == sent.message_id
     assert again.delivery_count == 2
     await survivor.complete(again)
+
+
+async def test_completes_that_come_together_settle_only_their_own_messages(
+    queue_factory: Connect,
+) -> None:
+    # An adapter that settles completes together (RabbitMQ's multiple ack) must not take in
+    # an earlier message still in hand.
+    dying = await queue_factory()
+    sent = [message(n=str(n)) for n in range(4)]
+    await dying.send_many(sent)
+    in_hand: list[ReceivedMessage] = []
+    deadline = time.monotonic() + 15
+    while len(in_hand) < len(sent) and time.monotonic() < deadline:
+        in_hand += await dying.receive(max_messages=len(sent) - len(in_hand), wait_seconds=1.0)
+    assert [m.message_id for m in in_hand] == [m.message_id for m in sent]
+    held = in_hand.pop(1)
+    await asyncio.gather(*(dying.complete(m) for m in reversed(in_hand)))
+    await dying.close()  # the held one unsettled: as if the process were killed
+
+    survivor = await queue_factory()
+    again = await receive_one(survivor)
+    assert (again.message_id, again.delivery_count) == (held.message_id, 2)
+    await survivor.complete(again)
+    assert await survivor.receive(max_messages=4, wait_seconds=1.5) == []
 
 
 GIVE_UPS = ["abandon", "abandon-with-delay", "consumer-crash"]

@@ -19,6 +19,9 @@ What maps to Service Bus, and how:
   past `x-delivery-limit`, so a limit of N - 1 allows N deliveries.
 - Dead letters: the queue dead-letters into a fanout exchange bound to NAME.deadletter,
   at-least-once (3.10 supports it; it needs `x-overflow: reject-publish`).
+- Completes that come in one turn of the loop are acked in one `basic.ack(multiple=true)`,
+  which settles every earlier delivery tag on the channel: so it reaches only up to the first
+  delivery still in hand, and the completes past that one are acked one by one.
 - No duplicate detection and no per-message delay: consumers must stay idempotent, and
   `abandon(delay_seconds=...)` holds the message for the delay before releasing it.
 """
@@ -31,10 +34,11 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import aio_pika
+import aiormq
 from aio_pika.abc import (
     AbstractExchange,
     AbstractIncomingMessage,
@@ -49,6 +53,7 @@ from aio_pika.exceptions import (
     ChannelInvalidStateError,
     ChannelPreconditionFailed,
 )
+from aiormq.abc import AbstractChannel
 
 from chassis.queue import (
     MAX_DELIVERY_EXCEEDED,
@@ -71,6 +76,7 @@ MAX_ABANDON_HOLD_SECONDS = 300.0
 # replay_dead_letter holds what it scans unacked, in memory: bound it.
 REPLAY_SCAN_LIMIT = 10_000
 
+PERSISTENT = 2  # delivery mode: written to disk (a quorum queue keeps every message anyway)
 REASON_HEADER = "x-dead-letter-reason"
 DESCRIPTION_HEADER = "x-dead-letter-description"
 # Headers the broker or this adapter set; everything else is an application property.
@@ -124,10 +130,65 @@ def queue_arguments(options: QueueOptions, dead_letter_exchange: str) -> dict[st
     }
 
 
+class _Unsettled:
+    """The deliveries of one consumer channel not yet settled, in delivery-tag order, so that
+    completes that come in one turn of the loop go out as one basic.ack(multiple=True).
+
+    A multiple ack settles every earlier tag on the channel, so it reaches only up to the
+    first delivery still in hand (buffered, being handled, held by a delayed abandon, or its
+    reject not yet written); completes past that one are acked one by one."""
+
+    def __init__(self, channel: AbstractChannel) -> None:
+        self.channel = channel
+        self._completed: dict[int, bool] = {}  # by tag: True once completed, ack not yet sent
+        self._flush_due = False
+        self._writing = asyncio.Lock()
+
+    def delivered(self, tag: int) -> None:
+        self._completed[tag] = False
+
+    def released(self, tag: int) -> None:
+        """Its reject is written (or its channel is gone): no ack may cover it any more."""
+        self._completed.pop(tag, None)
+
+    async def complete(self, tag: int) -> None:
+        self._completed[tag] = True
+        if self._flush_due:
+            return  # the complete that came first this turn sends the ack
+        self._flush_due = True
+        try:
+            await asyncio.sleep(0)  # the completes of this turn join in
+        finally:
+            self._flush_due = False
+            await self._flush()
+
+    async def _flush(self) -> None:
+        # One flush at a time: a second one deciding while the first waits to write could
+        # send a multiple ack over a tag the first is about to ack singly (a channel error).
+        async with self._writing:
+            upto: list[int] = []  # completed, nothing in hand before them
+            singly: list[int] = []  # completed, behind one in hand
+            in_hand = False
+            for tag, completed in self._completed.items():
+                if not completed:
+                    in_hand = True
+                elif in_hand:
+                    singly.append(tag)
+                else:
+                    upto.append(tag)
+            for tag in (*upto, *singly):
+                del self._completed[tag]
+            if upto:
+                await self.channel.basic_ack(upto[-1], multiple=len(upto) > 1, wait=False)
+            for tag in singly:
+                await self.channel.basic_ack(tag, wait=False)
+
+
 @dataclass(eq=False)
 class _Delivery:
     owner: RabbitQueue
     message: AbstractIncomingMessage
+    unsettled: _Unsettled
     settled: bool = False
 
 
@@ -174,8 +235,9 @@ class RabbitQueue:
         self._dead_letter_exchange = dead_letter_exchange
         self._target = target
         self._options = options
-        self._buffer: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        self._buffer: asyncio.Queue[tuple[AbstractIncomingMessage, _Unsettled]] = asyncio.Queue()
         self._consumer: AbstractRobustChannel | None = None
+        self._unsettled: _Unsettled | None = None  # of the consumer channel now open
         self._consumer_lock = asyncio.Lock()
         self._held: set[asyncio.Task[None]] = set()
 
@@ -207,7 +269,7 @@ class RabbitQueue:
 
     async def _send(self, message: OutgoingMessage) -> None:
         await self._publish(
-            self._publisher.default_exchange,
+            "",  # the default exchange
             routing_key=self._target.queue,
             message_id=message.message_id,
             body=message.body,
@@ -216,25 +278,41 @@ class RabbitQueue:
 
     async def _publish(
         self,
-        exchange: AbstractExchange,
+        exchange: str,
         *,
         routing_key: str,
         message_id: str,
         body: bytes,
         headers: dict[str, FieldValue],
     ) -> None:
-        outgoing = aio_pika.Message(
-            body,
+        # Straight to aiormq: aio-pika's Message and Exchange add only copies and checks.
+        properties = aiormq.spec.Basic.Properties(
             message_id=message_id,
             headers=headers,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            delivery_mode=PERSISTENT,
             timestamp=datetime.now(UTC),
         )
         try:
-            # Confirms + mandatory: returns once stored, raises on a nack or when unroutable.
-            await exchange.publish(outgoing, routing_key=routing_key, mandatory=True)
+            if self._publisher.is_closed:  # reconnecting: a publish now would wait forever
+                raise ChannelInvalidStateError(f"{self._publisher!r} closed")
+            # The abstract channel does not declare basic_publish's `wait`; aiormq's does.
+            channel = cast(aiormq.Channel, await self._publisher.get_underlay_channel())
+            # Confirms + mandatory: returns once stored, raises on a nack or when unroutable
+            # (the channel raises on returns). wait=False: the confirm, not the socket
+            # drain, says stored; and aiormq holds its publish lock through a drain, so
+            # waiting for one would put each publish of a batch behind the last one's.
+            confirmation = await channel.basic_publish(
+                body,
+                exchange=exchange,
+                routing_key=routing_key,
+                properties=properties,
+                mandatory=True,
+                wait=False,
+            )
         except (AMQPError, ChannelInvalidStateError) as e:
             raise QueueError(f"RabbitMQ did not take message {message_id}: {e!r}") from e
+        if not isinstance(confirmation, aiormq.spec.Basic.Ack):
+            raise QueueError(f"RabbitMQ did not take message {message_id}: {confirmation!r}")
 
     # -- receiving ---------------------------------------------------------------------
 
@@ -256,7 +334,16 @@ class RabbitQueue:
             self._consumer = channel
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        self._buffer.put_nowait(message)
+        try:
+            channel = message.channel
+        except ChannelInvalidStateError:
+            return  # closed already: the broker has requeued it
+        unsettled = self._unsettled
+        if unsettled is None or unsettled.channel is not channel:  # reopened: tags restart
+            unsettled = self._unsettled = _Unsettled(channel)
+        if message.delivery_tag is not None:
+            unsettled.delivered(message.delivery_tag)
+        self._buffer.put_nowait((message, unsettled))
 
     async def receive(
         self, *, max_messages: int = 1, wait_seconds: float = 1.0
@@ -267,18 +354,18 @@ class RabbitQueue:
         while len(received) < max_messages:
             try:
                 if received:  # after the first, take only what is already here
-                    message = self._buffer.get_nowait()
+                    message, unsettled = self._buffer.get_nowait()
                 else:
                     async with asyncio.timeout_at(deadline):
-                        message = await self._buffer.get()
+                        message, unsettled = await self._buffer.get()
             except (asyncio.QueueEmpty, TimeoutError):
                 break
             if not _channel_open(message):
                 continue  # its channel died (reconnect): the broker has requeued it
-            received.append(self._received(message))
+            received.append(self._received(message, unsettled))
         return received
 
-    def _received(self, message: AbstractIncomingMessage) -> ReceivedMessage:
+    def _received(self, message: AbstractIncomingMessage, unsettled: _Unsettled) -> ReceivedMessage:
         headers = message.headers or {}
         returns = headers.get("x-delivery-count", 0)
         return ReceivedMessage(
@@ -287,7 +374,7 @@ class RabbitQueue:
             properties=_application_properties(headers),
             delivery_count=(returns if isinstance(returns, int) else 0) + 1,
             enqueued_at=_epoch(message.timestamp) or time.time(),
-            handle=_Delivery(self, message),
+            handle=_Delivery(self, message, unsettled),
         )
 
     # -- settling ----------------------------------------------------------------------
@@ -303,38 +390,34 @@ class RabbitQueue:
             raise MessageLockLost(message.message_id)
         return delivery
 
-    def _settle(self, message: ReceivedMessage) -> AbstractIncomingMessage:
+    def _settle(self, message: ReceivedMessage) -> _Delivery:
         delivery = self._live(message)
         delivery.settled = True  # before any await: a concurrent second settle must fail
-        return delivery.message
+        return delivery
 
     async def complete(self, message: ReceivedMessage) -> None:
-        incoming = self._settle(message)
-        try:
-            await incoming.ack()
-        except (AMQPError, ChannelInvalidStateError) as e:
-            raise MessageLockLost(message.message_id) from e
+        await _ack(self._settle(message), message)
 
     async def abandon(self, message: ReceivedMessage, *, delay_seconds: float = 0.0) -> None:
-        incoming = self._settle(message)
+        delivery = self._settle(message)
         if delay_seconds > 0:
             # No per-message delay without plugins: keep the lock for the delay, then release.
             task = asyncio.create_task(
-                _release_later(incoming, min(delay_seconds, MAX_ABANDON_HOLD_SECONDS))
+                _release_later(delivery, min(delay_seconds, MAX_ABANDON_HOLD_SECONDS))
             )
             self._held.add(task)
             task.add_done_callback(self._held.discard)
             return
-        if not await _release(incoming):
+        if not await _release(delivery):
             raise MessageLockLost(message.message_id)
 
     async def dead_letter(self, message: ReceivedMessage, *, reason: str, description: str) -> None:
-        incoming = self._settle(message)
+        delivery = self._settle(message)
         # The copy is confirmed before the original is acked: a crash in between leaves a
         # duplicate dead letter, never a lost message.
         try:
             await self._publish(
-                self._dead_letter_exchange,
+                self._dead_letter_exchange.name,
                 routing_key=self._target.queue,
                 message_id=message.message_id,
                 body=message.body,
@@ -345,12 +428,9 @@ class RabbitQueue:
                 },
             )
         except QueueError:
-            await _release(incoming)  # not dead-lettered: let it be delivered again
+            await _release(delivery)  # not dead-lettered: let it be delivered again
             raise
-        try:
-            await incoming.ack()
-        except (AMQPError, ChannelInvalidStateError) as e:
-            raise MessageLockLost(message.message_id) from e
+        await _ack(delivery, message)
 
     async def renew_lock(self, message: ReceivedMessage) -> None:
         self._live(message)  # held until settled or the channel closes: nothing to extend
@@ -409,7 +489,7 @@ class RabbitQueue:
                 if incoming.message_id != message_id:
                     continue  # stays unacked; the channel close below puts it back
                 await self._publish(
-                    self._publisher.default_exchange,
+                    "",  # the default exchange
                     routing_key=self._target.queue,
                     message_id=message_id,
                     body=incoming.body,
@@ -499,16 +579,29 @@ def _first_death(headers: Mapping[str, Any]) -> Mapping[str, Any]:
     return {}
 
 
-async def _release(incoming: AbstractIncomingMessage) -> bool:
+async def _ack(delivery: _Delivery, message: ReceivedMessage) -> None:
+    tag = delivery.message.delivery_tag
+    try:
+        if tag is not None:
+            await delivery.unsettled.complete(tag)
+    except (AMQPError, ChannelInvalidStateError) as e:
+        raise MessageLockLost(message.message_id) from e
+
+
+async def _release(delivery: _Delivery) -> bool:
     """Requeue as a failed delivery; False if the channel had closed (which requeued it)."""
+    incoming = delivery.message
     try:
         # reject, not nack: since 4.3 only reject counts toward x-delivery-limit.
         await incoming.reject(requeue=True)
     except (AMQPError, ChannelInvalidStateError):
         return False
+    # Only once the reject is written: until then a multiple ack must not reach it.
+    if incoming.delivery_tag is not None:
+        delivery.unsettled.released(incoming.delivery_tag)
     return True
 
 
-async def _release_later(incoming: AbstractIncomingMessage, delay: float) -> None:
+async def _release_later(delivery: _Delivery, delay: float) -> None:
     await asyncio.sleep(delay)
-    await _release(incoming)
+    await _release(delivery)
