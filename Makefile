@@ -21,7 +21,7 @@ RESULTS ?= results
 .PHONY: help setup run run-servers test lint test-unit test-compat test-contract test-contract-rabbitmq4 \
         test-e2e test-e2e-servers \
         test-chaos test-charts test-compose test-infra compose-up compose-down loadtest bench \
-        bench-compare bench-scaling bench-costs bench-compose clean
+        bench-compare bench-scaling bench-calls bench-costs bench-compose clean
 
 help:
 	@echo "make run            the whole system on this machine at http://127.0.0.1:$(PORT) (Ctrl-C stops it)"
@@ -32,6 +32,7 @@ help:
 	@echo "make bench          figures on both footings (BENCH_REQUESTS=N, BENCH_FOOTINGS=servers for one), then bench-scaling; bench-compose: per workflow replica count"
 	@echo "make bench-compare  before/after: BENCH_BASE=<other checkout> (ROUNDS=2, BENCH_FOOTINGS=servers), alternating runs"
 	@echo "make bench-scaling  CPU per booking against backlog and fleet size (ASSIGN_STORE_URL=postgresql://... for PostgreSQL)"
+	@echo "make bench-calls    Python calls per booked delivery through the scheduler's batch route, by part (BOOKING_STORE_URL=postgresql://...)"
 	@echo "make bench-costs    store documents and round trips per operation, in Cosmos DB request units (BENCH_BASE=<checkout> beside)"
 
 # uv itself is pinned and kept in a folder of its own, so a fresh machine needs only Python.
@@ -140,6 +141,12 @@ bench-compare: setup
 ASSIGN_STORE_URL ?=
 bench-scaling: setup
 	$(RUN) python -m tests.benchmarks.assignments "$(ASSIGN_STORE_URL)"
+
+# Python calls per booked delivery through POST /api/dronedeliveries/batch, by part of the
+# code (load-independent), on a PostgreSQL server: a table.
+BOOKING_STORE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
+bench-calls: setup
+	$(RUN) python -m tests.benchmarks.booking_calls "$(BOOKING_STORE_URL)"
 
 # A delivery's store documents and round trips per create, reschedule and cancel, and their
 # price in Cosmos DB request units (servers footing; BENCH_BASE=<checkout> runs it beside).

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException
+from starlette.responses import Response
 
 from chassis.problems import http_error_body, invalid_body, is_unavailable, problem_body
 
@@ -80,9 +81,16 @@ def item_error(exc: BaseException) -> ItemResult:
     )
 
 
-def merged(checked: Sequence[object], answered: Sequence[ItemResult]) -> BatchResults:
+def merged(checked: Sequence[object], answered: Sequence[ItemResult]) -> Response:
     """The results in item order: the refused items' own, then one answer per valid item,
-    in the order the valid items came."""
+    in the order the valid items came; as the route's response, BatchResults' JSON.
+
+    Written by pydantic's serializer in one call: returned as a model, the results would be
+    validated again by FastAPI (the route's response_model, kept for the API's docs) and
+    turned into plain data before being encoded, at every item of every batch."""
     answers = iter(answered)
     results = [c if isinstance(c, ItemResult) else next(answers) for c in checked]
-    return BatchResults(results=results)
+    return Response(
+        BatchResults.model_construct(results=results).model_dump_json(),
+        media_type="application/json",
+    )

@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import prometheus_client
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, Metric
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -55,16 +63,38 @@ BREAKER_STATE = Gauge(
 
 # Datastore work (chassis/documents/metered.py): round trips, and the documents they touch
 # (what Cosmos DB bills per document, batched or not). Queries count the documents returned.
-STORE_CALLS = Counter(
-    "store_calls_total",
-    "Calls to the service's document store, by collection and operation",
-    ["collection", "operation"],
-)
-STORE_DOCUMENTS = Counter(
-    "store_documents_total",
-    "Documents read, written, deleted or returned by queries, by collection and operation",
-    ["collection", "operation"],
-)
+# Tallied in plain ints and read when scraped, as _in_flight: a Counter's inc() takes its
+# lock, twice per store call, and a booking makes several.
+_store_tallies: dict[tuple[str, str], list[int]] = {}
+
+
+def store_tally(collection: str, operation: str) -> list[int]:
+    """[calls, documents] of one collection's operation, to add to; shared per label set."""
+    return _store_tallies.setdefault((collection, operation), [0, 0])
+
+
+class _StoreCounts:
+    """store_calls_total and store_documents_total, from the tallies, on each scrape."""
+
+    def collect(self) -> Iterator[Metric]:
+        calls = CounterMetricFamily(
+            "store_calls",
+            "Calls to the service's document store, by collection and operation",
+            labels=["collection", "operation"],
+        )
+        documents = CounterMetricFamily(
+            "store_documents",
+            "Documents read, written, deleted or returned by queries, by collection and operation",
+            labels=["collection", "operation"],
+        )
+        for labels, (n, docs) in list(_store_tallies.items()):
+            calls.add_metric(labels, n)
+            documents.add_metric(labels, docs)
+        yield calls
+        yield documents
+
+
+REGISTRY.register(_StoreCounts())
 
 # The fault injection switches (chassis/faults), 0 when off: a dashboard shows at once
 # that the errors it plots were asked for.

@@ -91,7 +91,7 @@ async def get_delivery_status(
 
 
 @router.post("/batch", response_model=BatchResults)
-async def put_deliveries(batch: Batch, store: StoreDep) -> BatchResults:
+async def put_deliveries(batch: Batch, store: StoreDep) -> Response:
     """Internal: each item as PUT /api/deliveries/{its id} with it as the body, the new
     ones written in one store call, each with its own answer."""
     checked = validated(DeliverySchedule, batch.items)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from chassis.documents import (
@@ -73,16 +73,16 @@ class PagedDrones:
     async def versions(self) -> dict[str, str]:
         return await self.heads.versions()
 
-    async def create(self, id: str, body: JSON) -> Document:
-        return await self._store(id, body, lambda head: self.heads.create(id, head), None)
+    # The writes hand on _store's coroutine rather than await it in one of their own: one
+    # frame fewer to resume at each of a booking's round trips (as chassis' MeteredStore).
+    def create(self, id: str, body: JSON) -> Coroutine[Any, Any, Document]:
+        return self._store(id, body, lambda head: self.heads.create(id, head), None)
 
-    async def replace(self, id: str, body: JSON, *, etag: str) -> Document:
-        return await self._store(
-            id, body, lambda head: self.heads.replace(id, head, etag=etag), etag
-        )
+    def replace(self, id: str, body: JSON, *, etag: str) -> Coroutine[Any, Any, Document]:
+        return self._store(id, body, lambda head: self.heads.replace(id, head, etag=etag), etag)
 
-    async def upsert(self, id: str, body: JSON) -> Document:
-        return await self._store(id, body, lambda head: self.heads.upsert(id, head), None)
+    def upsert(self, id: str, body: JSON) -> Coroutine[Any, Any, Document]:
+        return self._store(id, body, lambda head: self.heads.upsert(id, head), None)
 
     async def delete(self, id: str, *, etag: str | None = None) -> bool:
         head = await self.heads.get(id)

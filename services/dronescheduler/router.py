@@ -18,6 +18,8 @@ from dronescheduler.schemas import DroneAssignment, DroneDeliveryRequest, DroneV
 router = APIRouter(tags=["drone deliveries"])
 
 DeliveryId = Annotated[ResourceId, Path()]
+# What the service refuses a booking with, each answered as _refusal says.
+_REFUSED = (service.AssignmentCancelled, service.Superseded, service.BookingInProgress)
 
 
 @router.get("/api/dronedeliveries/utilization", response_model=Utilization)
@@ -33,9 +35,7 @@ async def drone_utilization(
 
 
 @router.post("/api/dronedeliveries/batch", response_model=BatchResults)
-async def assign_drones(
-    batch: Batch, drones: DronesDep, assignments: AssignmentsDep
-) -> BatchResults:
+async def assign_drones(batch: Batch, drones: DronesDep, assignments: AssignmentsDep) -> Response:
     """Internal: each item as PUT /api/dronedeliveries/{its deliveryId} with it as the body,
     booked concurrently as that many single calls would be, each with its own answer."""
     checked = validated(DroneDeliveryRequest, batch.items)
@@ -44,17 +44,21 @@ async def assign_drones(
     return merged(checked, answered)
 
 
+# The routes await service.assign themselves, not through a shared coroutine: a booking's
+# call chain is resumed at each of its round trips, each frame in it every time.
 async def _assigned_item(
     request: DroneDeliveryRequest, drones: DocumentStore, assignments: DocumentStore
 ) -> ItemResult:
     try:
-        view = await _assigned(request.deliveryId, request, drones, assignments)
+        body = await service.assign(drones=drones, assignments=assignments, request=request)
     except service.Unplannable as e:
         return ItemResult(status=422, body=_unplannable(e))
+    except _REFUSED as e:
+        return item_error(_refusal(e, request.deliveryId))
     except Exception as e:
         return item_error(e)
-    body = DroneAssignment.model_validate(view).model_dump(mode="json")
-    return ItemResult(status=200, body=body)
+    # The model itself: the batch's answer is written by its serializer (chassis/batches.py).
+    return ItemResult(status=200, body=DroneAssignment.model_validate(service.view(body)))
 
 
 @router.put(
@@ -74,31 +78,26 @@ async def assign_drone(
             f"body deliveryId {request.deliveryId!r} differs from the path's {deliveryId!r}",
         )
     try:
-        return await _assigned(deliveryId, request, drones, assignments)
+        body = await service.assign(drones=drones, assignments=assignments, request=request)
     except service.Unplannable as e:
         return JSONResponse(_unplannable(e), status_code=422, media_type=PROBLEM_JSON)
-
-
-async def _assigned(
-    deliveryId: str,
-    request: DroneDeliveryRequest,
-    drones: DocumentStore,
-    assignments: DocumentStore,
-) -> dict[str, Any]:
-    """The assignment's view; the refusals as the route answers them (Unplannable passes)."""
-    try:
-        body = await service.assign(drones=drones, assignments=assignments, request=request)
-    except service.AssignmentCancelled as e:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, f"delivery {deliveryId!r} was cancelled"
-        ) from e
-    except service.Superseded as e:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, f"a newer request for delivery {deliveryId!r} is booking it"
-        ) from e
-    except service.BookingInProgress as e:
-        raise _booking_in_progress(deliveryId) from e
+    except _REFUSED as e:
+        raise _refusal(e, deliveryId) from e
     return service.view(body)
+
+
+def _refusal(
+    e: service.AssignmentCancelled | service.Superseded | service.BookingInProgress,
+    delivery_id: str,
+) -> HTTPException:
+    """How the routes answer a booking the service refused."""
+    if isinstance(e, service.AssignmentCancelled):
+        return HTTPException(status.HTTP_409_CONFLICT, f"delivery {delivery_id!r} was cancelled")
+    if isinstance(e, service.Superseded):
+        return HTTPException(
+            status.HTTP_409_CONFLICT, f"a newer request for delivery {delivery_id!r} is booking it"
+        )
+    return _booking_in_progress(delivery_id)
 
 
 def _unplannable(e: service.Unplannable) -> dict[str, Any]:

@@ -27,7 +27,7 @@ async def package_summary(
 
 
 @router.post("/batch", response_model=BatchResults)
-async def put_packages(batch: Batch, store: StoreDep) -> BatchResults:
+async def put_packages(batch: Batch, store: StoreDep) -> Response:
     """Internal: each item as PUT /api/packages/{its packageId} with the rest as the body,
     the new ones written in one store call, each with its own answer."""
     checked = validated(PackageWrite, batch.items)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -26,6 +25,7 @@ from chassis.documents import (
     DocumentNotFound,
     created_or_exists,
     first_of_each_id,
+    new_etag,
 )
 from chassis.startup import connect_retrying
 
@@ -136,7 +136,7 @@ class PostgresDocumentStore:
         return None if row is None else Document(id, row["body"], row["etag"])
 
     async def create(self, id: str, body: JSON) -> Document:
-        etag = uuid.uuid4().hex
+        etag = new_etag()
         # ON CONFLICT DO NOTHING rather than catching the violation: no error in the server log.
         status = await self._pool.execute(
             f"INSERT INTO {self._table} (id, body, etag) VALUES ($1, $2, $3) "
@@ -164,7 +164,7 @@ class PostgresDocumentStore:
         first, _ = first_of_each_id(items)
         if not first:
             return []
-        etags = {n: uuid.uuid4().hex for n in first}
+        etags = {n: new_etag() for n in first}
         bodies = [jsoncodec.dumps(items[n][1]) for n in first]  # refuses before writing any
         rows = await self._pool.fetch(
             f"INSERT INTO {self._table} (id, body, etag) "
@@ -178,7 +178,7 @@ class PostgresDocumentStore:
         return created_or_exists(items, {n: e for n, e in etags.items() if items[n][0] in created})
 
     async def replace(self, id: str, body: JSON, *, etag: str) -> Document:
-        new = uuid.uuid4().hex
+        new = new_etag()
         status = await self._pool.execute(
             f"UPDATE {self._table} SET body = $3, etag = $4 WHERE id = $1 AND etag = $2",
             id,
@@ -193,7 +193,7 @@ class PostgresDocumentStore:
         return Document(id, body, new)
 
     async def upsert(self, id: str, body: JSON) -> Document:
-        etag = uuid.uuid4().hex
+        etag = new_etag()
         await self._pool.execute(
             f"INSERT INTO {self._table} (id, body, etag) VALUES ($1, $2, $3) "
             "ON CONFLICT (id) DO UPDATE SET body = excluded.body, etag = excluded.etag",

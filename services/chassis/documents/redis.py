@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -34,6 +33,7 @@ from chassis.documents import (
     DocumentExists,
     DocumentNotFound,
     created_or_exists,
+    new_etag,
 )
 from chassis.settings import read_secret
 from chassis.startup import connect_retrying
@@ -155,7 +155,7 @@ class RedisDocumentStore:
         return keys, [*args, json.dumps(index_keys, ensure_ascii=False)]
 
     async def _write(self, mode: str, id: str, body: JSON, expected: str = "") -> Document:
-        etag = uuid.uuid4().hex
+        etag = new_etag()
         keys, args = self._write_call(mode, id, body, etag, expected)
         outcome = await self._write_script(keys=keys, args=args)
         if outcome == "exists":
@@ -177,7 +177,7 @@ class RedisDocumentStore:
     ) -> list[Document | DocumentExists]:
         # One pipeline: one round trip; each script atomic on its own, run in order, so an
         # id given twice is created by its first item and exists for the next.
-        etags = [uuid.uuid4().hex for _ in items]
+        etags = [new_etag() for _ in items]
         calls = [
             self._write_call("create", id, body, etags[n]) for n, (id, body) in enumerate(items)
         ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -20,6 +19,7 @@ from chassis.documents import (
     DocumentNotFound,
     created_or_exists,
     first_of_each_id,
+    new_etag,
 )
 
 
@@ -106,7 +106,7 @@ class SqliteDocumentStore:
         return None if row is None else Document(id, jsoncodec.loads(row[0]), row[1])
 
     async def create(self, id: str, body: JSON) -> Document:
-        etag = uuid.uuid4().hex
+        etag = new_etag()
         try:
             await self._db.execute(
                 f"INSERT INTO {self._table} (id, body, etag) VALUES (?, ?, ?)",
@@ -136,7 +136,7 @@ class SqliteDocumentStore:
         # transaction over several: the connection is shared by the process's collections,
         # and another coroutine's statement would run inside it.)
         first, _ = first_of_each_id(items)
-        etags = {n: uuid.uuid4().hex for n in first}
+        etags = {n: new_etag() for n in first}
         rows = [(items[n][0], _text(items[n][1]), etags[n]) for n in first]
         created: set[str] = set()
         per_chunk = MAX_VARIABLES // 3
@@ -152,7 +152,7 @@ class SqliteDocumentStore:
         return created_or_exists(items, {n: e for n, e in etags.items() if items[n][0] in created})
 
     async def replace(self, id: str, body: JSON, *, etag: str) -> Document:
-        new = uuid.uuid4().hex
+        new = new_etag()
         cur = await self._db.execute(
             f"UPDATE {self._table} SET body = ?, etag = ? WHERE id = ? AND etag = ?",
             (_text(body), new, id, etag),
@@ -164,7 +164,7 @@ class SqliteDocumentStore:
         return Document(id, body, new)
 
     async def upsert(self, id: str, body: JSON) -> Document:
-        etag = uuid.uuid4().hex
+        etag = new_etag()
         await self._db.execute(
             f"INSERT INTO {self._table} (id, body, etag) VALUES (?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET body = excluded.body, etag = excluded.etag",

@@ -1,17 +1,18 @@
-"""Store calls and the documents they touch, counted on a real SQLite store."""
+"""Store calls and the documents they touch, counted on a real SQLite store; ETags."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, generate_latest
 
 from chassis.documents import (
     Collection,
     ConcurrencyConflict,
     DocumentExists,
     connect_document_store,
+    new_etag,
 )
 from chassis.documents.metered import OPERATIONS, MeteredStore
 
@@ -53,3 +54,27 @@ async def test_each_call_and_each_document_is_counted(tmp_path: Path) -> None:
         }
     finally:
         await store.close()
+
+
+async def test_the_counts_are_scraped_as_counters_shared_by_the_stores_of_a_collection(
+    tmp_path: Path,
+) -> None:
+    inner = await connect_document_store(f"sqlite:///{tmp_path}/s.db", Collection(name="shared"))
+    first, second = MeteredStore(inner, "shared_a"), MeteredStore(inner, "shared_a")
+    try:
+        await first.create("a", {"n": 1})
+        await second.get_many(["a", "b"])
+        await second.get("a")
+        scraped = generate_latest().decode()
+        assert 'store_calls_total{collection="shared_a",operation="read"} 2.0' in scraped
+        assert 'store_documents_total{collection="shared_a",operation="read"} 3.0' in scraped
+        assert 'store_calls_total{collection="shared_a",operation="write"} 1.0' in scraped
+        assert "# TYPE store_calls_total counter" in scraped
+    finally:
+        await inner.close()
+
+
+def test_etags_are_fresh_32_hex_digits() -> None:
+    etags = {new_etag() for _ in range(1000)}
+    assert len(etags) == 1000
+    assert all(len(e) == 32 and int(e, 16) >= 0 for e in etags)
