@@ -220,13 +220,24 @@ class _Timeline:
     def widest_gap(self) -> timedelta:
         return max((r.widest for r in self.runs), default=timedelta(0))
 
-    def fitting(self, slot: int, need: Callable[[int], timedelta], via_centre: timedelta) -> int:
+    def fitting(
+        self,
+        slot: int,
+        need: Callable[[int], timedelta],
+        via_centre: timedelta,
+        until: int | None = None,
+        fits: Callable[[int], bool] | None = None,
+    ) -> int:
         """The first slot from `slot` on (slot k: after window k - 1; 0 < slot) that is the
         last one, or whose gap is at least what `need` says a trip needs in its run (by the
         run's number) and whose slack at least what it needs flying via the centre: no
-        slot in between can hold the trip."""
+        slot in between can hold the trip. With `until`, no gap from that one on is looked
+        at (slot `until` + 1 is the first returned): the caller stops there anyway, and a
+        long backlog's gaps after the best drop-off found are not walked to its end. With
+        `fits`, a gap that passes those tests is also passed over unless `fits` holds for it
+        (by the gap's number): a closer bound, worked out only for the gaps left."""
         gaps, slack, runs, starts = self.gaps, self.slack, self.runs, self.starts
-        j, end = slot - 1, len(gaps)
+        j, end = slot - 1, len(gaps) if until is None else min(until, len(gaps))
         run = bisect.bisect_right(starts, j) - 1
         while j < end:
             stop = starts[run + 1] if run + 1 < len(starts) else end
@@ -234,7 +245,11 @@ class _Timeline:
                 least = need(run)
                 if runs[run].widest >= least:
                     while j < stop:
-                        if slack[j] >= via_centre and gaps[j] >= least:
+                        if (
+                            slack[j] >= via_centre
+                            and gaps[j] >= least
+                            and (fits is None or fits(j))
+                        ):
                             return j + 1
                         j += 1
             j, run = stop, run + 1
@@ -556,6 +571,57 @@ class Drone:
                 needs[run] = max(least, shortest + timedelta(hours=to) - _ROUNDING)
             return needs[run]
 
+        # The first gap whose slot drops off too late whatever fits there (the drone is free
+        # no sooner than the gap starts): the search for one that fits stops at it.
+        least_trip = to_pickup + shortest
+        if deadline is not None:
+            by_deadline = bisect.bisect_right(line.etas, deadline - least_trip)
+        elif schedule:
+            # No deadline (the first drone a booking plans): the slot after the last window
+            # always fits, so no gap whose slot drops off later than that one can be the
+            # best (one as soon is: it comes first), however long the backlog after it.
+            last = schedule[-1]
+            after_last = (
+                max(
+                    max(now, last.delivery_eta)
+                    + timedelta(hours=miles_between(last.dropoff, trip.pickup) / mph),
+                    first,
+                )
+                + shortest
+            )
+            by_deadline = bisect.bisect_right(line.etas, after_last - least_trip)
+        else:
+            by_deadline = 0
+
+        def cut(best: Window | None) -> int:
+            if best is None:
+                return by_deadline
+            return min(by_deadline, bisect.bisect_left(line.etas, best.delivery_eta - least_trip))
+
+        departures, etas = line.departures, line.etas
+
+        def fits(gap: int) -> bool:
+            """Whether the trip may fit into the gap (slot gap + 1) by the flights to the
+            pickup from where the gap starts, and on from the drop-off to where it ends, no
+            shorter than the flat distances allow (and a millisecond to spare): most gaps
+            that pass the bounds of their run are still too short, and this tells without
+            the two great circles. Worked out as `fitting` walks the gaps, not a slot at a
+            time here: with a long backlog most bookings walk past a few near the pickup."""
+            free_at = max(now, etas[gap])
+            following = departures[gap + 1]
+            if following < max(free_at + to_pickup, first) + shortest + fly_on:
+                return False
+            ends, room = 2 * gap + 1, (following - free_at).total_seconds()
+            return (
+                max(
+                    _at_least_miles(lats[ends], lons[ends], pickup, to_cos) * to_hours,
+                    (first - free_at).total_seconds(),
+                )
+                + _at_least_miles(lats[ends + 1], lons[ends + 1], dropoff, on_cos) * on_hours
+                + carry_seconds
+                <= room + 0.001
+            )
+
         # Gaps too short for the trip are passed over through the timeline's widest gaps:
         # the slots skipped are those the loop would skip one by one (when a slot drops off
         # never comes sooner for a later one, so no test to stop the loop is passed over).
@@ -571,7 +637,7 @@ class Drone:
                         deadline is not None and soonest > deadline
                     ):
                         break
-                k = line.fitting(k, need, via_centre)
+                k = line.fitting(k, need, via_centre, cut(best), fits)
             if k:
                 free_after, here = schedule[k - 1].delivery_eta, schedule[k - 1].dropoff
                 free_at = max(now, free_after)
@@ -586,23 +652,6 @@ class Drone:
             if following is not None:
                 if following.departure < soonest + fly_on:
                     continue
-                if k:
-                    # The flights to the pickup from where the gap starts, and on from the
-                    # drop-off to where it ends, no shorter than the flat distances allow:
-                    # most gaps that pass the bounds above are still too short, and this
-                    # tells without the two great circles (and a millisecond to spare).
-                    ends, room = 2 * k - 1, (following.departure - free_at).total_seconds()
-                    if (
-                        max(
-                            _at_least_miles(lats[ends], lons[ends], pickup, to_cos) * to_hours,
-                            (first - free_at).total_seconds(),
-                        )
-                        + _at_least_miles(lats[ends + 1], lons[ends + 1], dropoff, on_cos)
-                        * on_hours
-                        + carry_seconds
-                        > room + 0.001
-                    ):
-                        continue
                 # When this gap would drop off (what _trip works out, exactly), and whether
                 # the drone can fly on in time: known before the window is made.
                 reach = timedelta(hours=miles_between(here, trip.pickup) / mph)
