@@ -731,8 +731,8 @@ class Drone:
 
     def stored_as(self, body: dict[str, Any]) -> Drone:
         """This drone with the pages of its document as written (pages.py names new ones)."""
-        pages = _pages_of(body)
-        if pages == self.pages:
+        pages = _pages_of(body, self.pages)
+        if pages is self.pages:
             return self
         stored = replace(self, pages=pages)
         if "_timeline" in self.__dict__:
@@ -801,8 +801,18 @@ class Drone:
         )
 
 
-def _pages_of(body: dict[str, Any]) -> tuple[Page, ...]:
-    return tuple(Page(id, int(count), int(skip)) for id, skip, count in body.get("pages", ()))
+def _pages_of(body: dict[str, Any], known: tuple[Page, ...] = ()) -> tuple[Page, ...]:
+    """The pages the body names; those `known` already has in its place are kept as they
+    are (`known` itself if it is all of them): a booking changes one page of a long
+    schedule's many, and making every one again was a long backlog's cost."""
+    layout = body.get("pages", ())
+    if len(layout) != len(known):
+        return tuple(Page(id, int(count), int(skip)) for id, skip, count in layout)
+    pages = tuple(
+        p if (p.id, p.skip, p.count) == (id, skip, count) else Page(id, int(count), int(skip))
+        for p, (id, skip, count) in zip(known, layout, strict=True)
+    )
+    return known if all(map(operator.is_, pages, known)) else pages
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
