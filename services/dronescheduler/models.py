@@ -237,10 +237,12 @@ class _Timeline:
         `fits`, a gap that passes those tests is also passed over unless `fits` holds for it
         (by the gap's number): a closer bound, worked out only for the gaps left."""
         gaps, slack, runs, starts = self.gaps, self.slack, self.runs, self.starts
-        j, end = slot - 1, len(gaps) if until is None else min(until, len(gaps))
+        j, end = slot - 1, len(gaps)
+        if until is not None:
+            end = max(min(until, end), j)  # from beyond `until`: the slot itself
         run = bisect.bisect_right(starts, j) - 1
         while j < end:
-            stop = starts[run + 1] if run + 1 < len(starts) else end
+            stop = min(starts[run + 1], end) if run + 1 < len(starts) else end
             if runs[run].slackest >= via_centre:
                 least = need(run)
                 if runs[run].widest >= least:
@@ -574,24 +576,9 @@ class Drone:
         # The first gap whose slot drops off too late whatever fits there (the drone is free
         # no sooner than the gap starts): the search for one that fits stops at it.
         least_trip = to_pickup + shortest
+        by_deadline = len(line.etas)  # no gap cut off but by the best found
         if deadline is not None:
             by_deadline = bisect.bisect_right(line.etas, deadline - least_trip)
-        elif schedule:
-            # No deadline (the first drone a booking plans): the slot after the last window
-            # always fits, so no gap whose slot drops off later than that one can be the
-            # best (one as soon is: it comes first), however long the backlog after it.
-            last = schedule[-1]
-            after_last = (
-                max(
-                    max(now, last.delivery_eta)
-                    + timedelta(hours=miles_between(last.dropoff, trip.pickup) / mph),
-                    first,
-                )
-                + shortest
-            )
-            by_deadline = bisect.bisect_right(line.etas, after_last - least_trip)
-        else:
-            by_deadline = 0
 
         def cut(best: Window | None) -> int:
             if best is None:
