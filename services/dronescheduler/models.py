@@ -220,21 +220,38 @@ class _Timeline:
     def widest_gap(self) -> timedelta:
         return max((r.widest for r in self.runs), default=timedelta(0))
 
-    def fitting(self, slot: int, need: Callable[[int], timedelta], via_centre: timedelta) -> int:
+    def fitting(
+        self,
+        slot: int,
+        need: Callable[[int], timedelta],
+        via_centre: timedelta,
+        until: int | None = None,
+        fits: Callable[[int], bool] | None = None,
+    ) -> int:
         """The first slot from `slot` on (slot k: after window k - 1; 0 < slot) that is the
         last one, or whose gap is at least what `need` says a trip needs in its run (by the
         run's number) and whose slack at least what it needs flying via the centre: no
-        slot in between can hold the trip."""
+        slot in between can hold the trip. With `until`, no gap from that one on is looked
+        at (slot `until` + 1 is the first returned): the caller stops there anyway, and a
+        long backlog's gaps after the best drop-off found are not walked to its end. With
+        `fits`, a gap that passes those tests is also passed over unless `fits` holds for it
+        (by the gap's number): a closer bound, worked out only for the gaps left."""
         gaps, slack, runs, starts = self.gaps, self.slack, self.runs, self.starts
         j, end = slot - 1, len(gaps)
+        if until is not None:
+            end = max(min(until, end), j)  # from beyond `until`: the slot itself
         run = bisect.bisect_right(starts, j) - 1
         while j < end:
-            stop = starts[run + 1] if run + 1 < len(starts) else end
+            stop = min(starts[run + 1], end) if run + 1 < len(starts) else end
             if runs[run].slackest >= via_centre:
                 least = need(run)
                 if runs[run].widest >= least:
                     while j < stop:
-                        if slack[j] >= via_centre and gaps[j] >= least:
+                        if (
+                            slack[j] >= via_centre
+                            and gaps[j] >= least
+                            and (fits is None or fits(j))
+                        ):
                             return j + 1
                         j += 1
             j, run = stop, run + 1
@@ -556,6 +573,42 @@ class Drone:
                 needs[run] = max(least, shortest + timedelta(hours=to) - _ROUNDING)
             return needs[run]
 
+        # The first gap whose slot drops off too late whatever fits there (the drone is free
+        # no sooner than the gap starts): the search for one that fits stops at it.
+        least_trip = to_pickup + shortest
+        by_deadline = len(line.etas)  # no gap cut off but by the best found
+        if deadline is not None:
+            by_deadline = bisect.bisect_right(line.etas, deadline - least_trip)
+
+        def cut(best: Window | None) -> int:
+            if best is None:
+                return by_deadline
+            return min(by_deadline, bisect.bisect_left(line.etas, best.delivery_eta - least_trip))
+
+        departures, etas = line.departures, line.etas
+
+        def fits(gap: int) -> bool:
+            """Whether the trip may fit into the gap (slot gap + 1) by the flights to the
+            pickup from where the gap starts, and on from the drop-off to where it ends, no
+            shorter than the flat distances allow (and a millisecond to spare): most gaps
+            that pass the bounds of their run are still too short, and this tells without
+            the two great circles. Worked out as `fitting` walks the gaps, not a slot at a
+            time here: with a long backlog most bookings walk past a few near the pickup."""
+            free_at = max(now, etas[gap])
+            following = departures[gap + 1]
+            if following < max(free_at + to_pickup, first) + shortest + fly_on:
+                return False
+            ends, room = 2 * gap + 1, (following - free_at).total_seconds()
+            return (
+                max(
+                    _at_least_miles(lats[ends], lons[ends], pickup, to_cos) * to_hours,
+                    (first - free_at).total_seconds(),
+                )
+                + _at_least_miles(lats[ends + 1], lons[ends + 1], dropoff, on_cos) * on_hours
+                + carry_seconds
+                <= room + 0.001
+            )
+
         # Gaps too short for the trip are passed over through the timeline's widest gaps:
         # the slots skipped are those the loop would skip one by one (when a slot drops off
         # never comes sooner for a later one, so no test to stop the loop is passed over).
@@ -571,7 +624,7 @@ class Drone:
                         deadline is not None and soonest > deadline
                     ):
                         break
-                k = line.fitting(k, need, via_centre)
+                k = line.fitting(k, need, via_centre, cut(best), fits)
             if k:
                 free_after, here = schedule[k - 1].delivery_eta, schedule[k - 1].dropoff
                 free_at = max(now, free_after)
@@ -586,23 +639,6 @@ class Drone:
             if following is not None:
                 if following.departure < soonest + fly_on:
                     continue
-                if k:
-                    # The flights to the pickup from where the gap starts, and on from the
-                    # drop-off to where it ends, no shorter than the flat distances allow:
-                    # most gaps that pass the bounds above are still too short, and this
-                    # tells without the two great circles (and a millisecond to spare).
-                    ends, room = 2 * k - 1, (following.departure - free_at).total_seconds()
-                    if (
-                        max(
-                            _at_least_miles(lats[ends], lons[ends], pickup, to_cos) * to_hours,
-                            (first - free_at).total_seconds(),
-                        )
-                        + _at_least_miles(lats[ends + 1], lons[ends + 1], dropoff, on_cos)
-                        * on_hours
-                        + carry_seconds
-                        > room + 0.001
-                    ):
-                        continue
                 # When this gap would drop off (what _trip works out, exactly), and whether
                 # the drone can fly on in time: known before the window is made.
                 reach = timedelta(hours=miles_between(here, trip.pickup) / mph)
@@ -682,8 +718,8 @@ class Drone:
 
     def stored_as(self, body: dict[str, Any]) -> Drone:
         """This drone with the pages of its document as written (pages.py names new ones)."""
-        pages = _pages_of(body)
-        if pages == self.pages:
+        pages = _pages_of(body, self.pages)
+        if pages is self.pages:
             return self
         stored = replace(self, pages=pages)
         if "_timeline" in self.__dict__:
@@ -752,8 +788,18 @@ class Drone:
         )
 
 
-def _pages_of(body: dict[str, Any]) -> tuple[Page, ...]:
-    return tuple(Page(id, int(count), int(skip)) for id, skip, count in body.get("pages", ()))
+def _pages_of(body: dict[str, Any], known: tuple[Page, ...] = ()) -> tuple[Page, ...]:
+    """The pages the body names; those `known` already has in its place are kept as they
+    are (`known` itself if it is all of them): a booking changes one page of a long
+    schedule's many, and making every one again was a long backlog's cost."""
+    layout = body.get("pages", ())
+    if len(layout) != len(known):
+        return tuple(Page(id, int(count), int(skip)) for id, skip, count in layout)
+    pages = tuple(
+        p if (p.id, p.skip, p.count) == (id, skip, count) else Page(id, int(count), int(skip))
+        for p, (id, skip, count) in zip(known, layout, strict=True)
+    )
+    return known if all(map(operator.is_, pages, known)) else pages
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

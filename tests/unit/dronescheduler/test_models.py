@@ -3,9 +3,11 @@ a drone, the fleet's bases, and the JSON a drone is stored as."""
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import random
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -27,6 +29,7 @@ from dronescheduler.models import (
     Window,
     _at_least_miles,
     _runs,
+    _Timeline,
     best_drone,
     drone_id,
     fleet_homes,
@@ -733,3 +736,48 @@ def test_choosing_among_drones_with_long_schedules_gives_what_trying_every_gap_g
                     case,
                     k,
                 )
+
+
+def _fitting_one_by_one(
+    line: _Timeline,
+    slot: int,
+    need: Callable[[int], timedelta],
+    via_centre: timedelta,
+    until: int | None,
+    fits: Callable[[int], bool],
+) -> int:
+    """_Timeline.fitting with no runs leapt over: every gap from the slot's on, in turn."""
+    end = len(line.gaps) if until is None else min(until, len(line.gaps))
+    for j in range(slot - 1, end):
+        run = bisect.bisect_right(line.starts, j) - 1
+        if line.slack[j] >= via_centre and line.gaps[j] >= need(run) and fits(j):
+            return j + 1
+    return end + 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), windows=st.integers(2, 400))
+def test_the_gap_search_over_runs_finds_the_gap_a_search_one_by_one_finds(
+    seed: int, windows: int
+) -> None:
+    # fitting leaps over whole runs by their widest gap and slack, and stops at `until`;
+    # whatever the gaps, the needs per run, the bound `fits` and where the search starts
+    # and stops, it must return the slot a walk over every gap returns.
+    rng = random.Random(seed)
+    schedule, at = [], NOW
+    for i in range(windows):
+        departure = at + timedelta(minutes=rng.choice([0, rng.uniform(0, 60)]))
+        at = departure + timedelta(minutes=rng.uniform(1, 30))
+        schedule.append(window(f"w{i}", departure, at, _around(HOME, rng, rng.uniform(0, 3))))
+    line = Drone("d", HOME, HOME, tuple(schedule))._timeline
+    needs = {run: timedelta(minutes=rng.uniform(0, 60)) for run in range(len(line.runs))}
+    via_centre = timedelta(minutes=rng.uniform(-10, 80))
+    passing = {j for j in range(len(line.gaps)) if rng.random() < rng.random()}
+    for _ in range(20):
+        slot = rng.randint(1, len(line.gaps) + 1)
+        until = rng.choice([None, rng.randint(0, len(line.gaps) + 2)])
+        for fits in (passing.__contains__, lambda j: True):
+            expected = _fitting_one_by_one(line, slot, needs.__getitem__, via_centre, until, fits)
+            found = line.fitting(slot, needs.__getitem__, via_centre, until, fits)
+            # From beyond `until` the search does not start: then it is where it starts.
+            assert found == (slot if until is not None and slot > until + 1 else expected)
