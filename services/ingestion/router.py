@@ -3,14 +3,14 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Path, Response, status
+from fastapi import APIRouter, Header, HTTPException, Path, Request, Response, status
 
 from chassis.auth import PermissionNames, WriterDep, auth_lifespan
 from chassis.problems import problem_responses
 from contracts import access
 from contracts.vocabulary import ResourceId
 from ingestion import service
-from ingestion.dependencies import IntakeDep
+from ingestion.dependencies import IntakeDep, intake_of
 from ingestion.schemas import (
     AcceptedDeliveryRequest,
     AcceptedReschedule,
@@ -68,7 +68,7 @@ def _unknown(delivery_id: str) -> HTTPException:
 )
 async def create_delivery_request(
     request: DeliveryRequest,
-    intake: IntakeDep,
+    http: Request,
     response: Response,
     caller: WriterDep,
     idempotency_key: IdempotencyKey = None,
@@ -76,8 +76,9 @@ async def create_delivery_request(
     if not caller.owns(request.ownerId):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "ownerId must be the caller's own owner id")
     try:
+        # Read from the app, not resolved as a dependency: the accept is the hot path.
         delivery_id = await service.accept_delivery(
-            intake=intake,
+            intake=intake_of(http),
             request=request,
             idempotency_key=idempotency_key,
         )
