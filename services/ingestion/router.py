@@ -10,7 +10,7 @@ from chassis.problems import problem_responses
 from contracts import access
 from contracts.vocabulary import ResourceId
 from ingestion import service
-from ingestion.dependencies import IntakeDep, intake_of
+from ingestion.dependencies import intake_of
 from ingestion.schemas import (
     AcceptedDeliveryRequest,
     AcceptedReschedule,
@@ -76,7 +76,6 @@ async def create_delivery_request(
     if not caller.owns(request.ownerId):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "ownerId must be the caller's own owner id")
     try:
-        # Read from the app, not resolved as a dependency: the accept is the hot path.
         delivery_id = await service.accept_delivery(
             intake=intake_of(http),
             request=request,
@@ -108,7 +107,7 @@ async def create_delivery_request(
 async def reschedule_delivery_request(
     deliveryId: DeliveryId,
     request: RescheduleRequest,
-    intake: IntakeDep,
+    http: Request,
     caller: WriterDep,
 ) -> AcceptedReschedule:
     if not request.changes():
@@ -118,7 +117,7 @@ async def reschedule_delivery_request(
         )
     try:
         await service.accept_reschedule(
-            intake=intake,
+            intake=intake_of(http),
             delivery_id=deliveryId,
             request=request,
             owns=caller.owns,
@@ -143,11 +142,13 @@ async def reschedule_delivery_request(
 )
 async def cancel_delivery_request(
     deliveryId: DeliveryId,
-    intake: IntakeDep,
+    http: Request,
     caller: WriterDep,
 ) -> Response:
     try:
-        await service.accept_cancel(intake=intake, delivery_id=deliveryId, owns=caller.owns)
+        await service.accept_cancel(
+            intake=intake_of(http), delivery_id=deliveryId, owns=caller.owns
+        )
     except service.UnknownDelivery as e:
         raise _unknown(deliveryId) from e
     except Exception as e:
